@@ -1,0 +1,97 @@
+# mailless - build, run and test. `make help` lists the targets.
+CLANG    ?= clang
+BPFTOOL  ?= bpftool
+CC       ?= cc
+V        ?= 0
+
+OUT      := .output
+ARCH     := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -Wall -Wextra -Werror -Wno-format-truncation -std=gnu11 -Iinclude -I$(OUT) -D_GNU_SOURCE \
+	    -DML_VERSION='"$(VERSION)"' -MMD -MP
+LDLIBS   += -lbpf -lelf -lz
+BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Iinclude \
+	    -I/usr/include/$(shell uname -m)-linux-gnu -Wall -Wextra -Werror \
+	    -Wno-unused-parameter -MMD -MP
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+USER_SRCS := $(wildcard user/*.c)
+USER_OBJS := $(patsubst user/%.c,$(OUT)/user/%.o,$(USER_SRCS))
+BPF_OBJS  := $(OUT)/responder.bpf.o
+SKELS     := $(OUT)/responder.skel.h
+
+# Debian packages a fresh host needs to build, run and test mailless.
+DEPS_RUN  := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make gcc pkg-config
+DEPS_TEST := $(DEPS_RUN) python3 swaks iproute2 util-linux strace \
+	     qemu-system-x86 busybox-static cpio kmod
+
+.DELETE_ON_ERROR:
+.SECONDARY:
+.PHONY: all clean help deps deps-test run test unit
+
+all: mailless
+
+help:
+	@echo "make            build ./mailless (objects under $(OUT)/)"
+	@echo "make run        install missing Debian packages, build, serve port 25 (root)"
+	@echo "make test       install missing Debian packages, build, run the whole test suite"
+	@echo "make unit       build and run the pure C unit tests only"
+	@echo "make clean      remove $(OUT)/ and ./mailless"
+	@echo "V=1             show the commands"
+
+$(OUT) $(OUT)/user $(OUT)/tests:
+	$(Q)mkdir -p $@
+
+$(OUT)/%.bpf.o: bpf/%.bpf.c Makefile | $(OUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUT)/%.skel.h: $(OUT)/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $* > $@
+
+$(OUT)/user/%.o: user/%.c Makefile $(SKELS) | $(OUT)/user
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+mailless: $(USER_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+# Missing packages come from Debian's archive, nothing else is downloaded.
+define install_missing
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing from Debian: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+deps:
+	$(call install_missing,$(DEPS_RUN))
+
+deps-test:
+	$(call install_missing,$(DEPS_TEST))
+
+run: deps
+	$(MAKE) mailless
+	./mailless run $(ARGS)
+
+test: deps-test
+	$(MAKE) mailless tests-build
+	bash tests/run.sh
+
+clean:
+	rm -rf $(OUT) mailless
+
+-include $(wildcard $(OUT)/*.d $(OUT)/user/*.d $(OUT)/tests/*.d)

@@ -1,0 +1,499 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * responder.bpf.c - the SMTP 521 responder inside the kernel.
+ *
+ *   sock_ops  admits accepted sockets of this instance into the sockhash and
+ *             creates their session entry; removes the entry on TCP_CLOSE.
+ *   sk_skb    (verdict only) frames lines with include/proto.h, overwrites the
+ *             client's bytes in place with one reply opcode per line, zeroes
+ *             the rest and redirects the skb to the same socket's egress.
+ *   sk_msg    expands the opcodes into reply text from the config map and
+ *             tells the controller (ring buffer) when a closing reply left.
+ *
+ * See DESIGN.md "Verified kernel facts" for why it is built this way: the skb
+ * length must not change in the verdict program (fact 4), sk_skb cannot use
+ * sk_storage (9a) and sk_msg cannot get the socket cookie, so the session map
+ * is keyed by the 4-tuple, which all three program types can read.
+ */
+#include <linux/bpf.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "mailless.h"
+#include "proto.h"
+
+#define AF_INET		2
+#define AF_INET6	10
+#define TCP_CLOSE_STATE	7	/* enum tcp_states TCP_CLOSE (not in UAPI) */
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set by the controller before load. */
+const volatile __u64 netns_cookie;	/* the controller's network namespace */
+
+/* max_entries of these two are sized by the controller before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 1024);
+	__type(key, struct ml_flow);
+	__type(value, __u64);
+} socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct ml_flow);
+	__type(value, struct ml_sock);
+} sessions SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct ml_config);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ml_control);
+} control SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, struct ml_listen_key);
+	__type(value, __u32);
+} listeners SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ml_info);
+} info SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} events SEC(".maps");
+
+/*
+ * The same 4-tuple from any of the three contexts: they name the fields alike.
+ * IPv4 addresses are stored v4-mapped so that a dual-stack listener's IPv4
+ * children and plain IPv4 sockets give the same kind of key. Every field is
+ * read unconditionally, once, into a local: otherwise clang 14 merges the two
+ * branches into one modified ctx pointer, which the verifier refuses
+ * ("dereference of modified ctx ptr").
+ */
+/* Load a ctx field into a register clang may not turn back into a pointer. */
+#define CTX_LOAD(dst, expr)						\
+	do {								\
+		dst = (expr);						\
+		asm volatile("" : "+r"(dst));				\
+	} while (0)
+
+#define ML_FLOW_FROM(ctx, f)						\
+	do {								\
+		__u32 fam_, l4_, r4_, lp_, rp_, i_;			\
+		__u32 l_[4], r_[4];					\
+		CTX_LOAD(fam_, (ctx)->family);				\
+		CTX_LOAD(l4_, (ctx)->local_ip4);			\
+		CTX_LOAD(r4_, (ctx)->remote_ip4);			\
+		CTX_LOAD(l_[0], (ctx)->local_ip6[0]);			\
+		CTX_LOAD(l_[1], (ctx)->local_ip6[1]);			\
+		CTX_LOAD(l_[2], (ctx)->local_ip6[2]);			\
+		CTX_LOAD(l_[3], (ctx)->local_ip6[3]);			\
+		CTX_LOAD(r_[0], (ctx)->remote_ip6[0]);			\
+		CTX_LOAD(r_[1], (ctx)->remote_ip6[1]);			\
+		CTX_LOAD(r_[2], (ctx)->remote_ip6[2]);			\
+		CTX_LOAD(r_[3], (ctx)->remote_ip6[3]);			\
+		CTX_LOAD(lp_, (ctx)->local_port);			\
+		CTX_LOAD(rp_, (ctx)->remote_port);			\
+		if (fam_ == AF_INET) {					\
+			l_[0] = l_[1] = r_[0] = r_[1] = 0;		\
+			l_[2] = r_[2] = bpf_htonl(0xffff);		\
+			l_[3] = l4_;					\
+			r_[3] = r4_;					\
+		}							\
+		for (i_ = 0; i_ < 4; i_++) {				\
+			(f)->laddr[i_] = l_[i_];			\
+			(f)->raddr[i_] = r_[i_];			\
+		}							\
+		(f)->lport = lp_;					\
+		(f)->rport = rp_;					\
+	} while (0)
+
+static __always_inline const struct ml_config *active_config(void)
+{
+	__u32 zero = 0, slot = 0;
+	struct ml_control *ctl = bpf_map_lookup_elem(&control, &zero);
+
+	if (ctl)
+		slot = ctl->active & 1;
+	return bpf_map_lookup_elem(&config, &slot);
+}
+
+/* ---- sock_ops: admission and cleanup ------------------------------------ */
+
+static __always_inline int served(const struct ml_flow *f)
+{
+	struct ml_listen_key k = { .port = f->lport };
+
+	__builtin_memcpy(k.addr, f->laddr, sizeof(k.addr));
+	if (bpf_map_lookup_elem(&listeners, &k))
+		return 1;
+	__builtin_memset(k.addr, 0, sizeof(k.addr));
+	return bpf_map_lookup_elem(&listeners, &k) != NULL;
+}
+
+SEC("sockops")
+int ml_sockops(struct bpf_sock_ops *skops)
+{
+	struct ml_flow f = {};
+	struct ml_sock s = {};
+	__u32 op = skops->op;
+
+	if (op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB &&
+	    op != BPF_SOCK_OPS_STATE_CB)
+		return 1;
+	ML_FLOW_FROM(skops, &f);
+
+	if (op == BPF_SOCK_OPS_STATE_CB) {
+		/* Only admitted sockets asked for state callbacks. */
+		if (skops->args[1] == TCP_CLOSE_STATE)
+			bpf_map_delete_elem(&sessions, &f);
+		return 1;
+	}
+
+	/* Several instances may share this cgroup: take only our own
+	 * namespace's sockets on our own addresses (DESIGN.md fact 2). */
+	if (bpf_get_netns_cookie(skops) != netns_cookie || !served(&f))
+		return 1;
+
+	s.cookie = bpf_get_socket_cookie(skops);
+	ml_parser_init(&s.parser);
+	if (bpf_map_update_elem(&sessions, &f, &s, BPF_NOEXIST))
+		return 1;
+	if (bpf_sock_hash_update(skops, &socks, &f, BPF_NOEXIST)) {
+		bpf_map_delete_elem(&sessions, &f);
+		return 1;
+	}
+	/* So that TCP_CLOSE removes the session entry: none outlives its
+	 * socket (DESIGN.md fact 9a). */
+	bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG);
+	return 1;
+}
+
+/* ---- sk_skb verdict: framing and classification ------------------------- */
+
+#define CHUNK 64
+
+/*
+ * The loop state. The parser lives in the session's map value, reached
+ * through s: the verifier does not track map memory, so the bpf_loop callback
+ * converges at once. Parser state on the stack made the 6.18 verifier walk
+ * every byte value it could see ("sequence of 8193 jumps is too complex").
+ */
+struct scan {
+	struct __sk_buff *skb;
+	struct ml_sock *s;
+	__u32 len;		/* skb length */
+	__u32 nops;		/* opcodes written at the front */
+	__u32 dialect;
+	__u32 closing;
+	__u8 first_op;
+	__u8 buf[CHUNK];	/* the client's bytes, CHUNK at a time */
+};
+
+static long scan_byte(__u64 index, void *data)
+{
+	struct scan *sc = data;
+	__u32 i = index, n, verb;
+	__u8 op;
+
+	if ((i & (CHUNK - 1)) == 0) {
+		n = sc->len - i;
+		if (n > CHUNK)
+			n = CHUNK;
+		/* 6.1 cannot prove n >= 1 from a branch (DESIGN.md). */
+		asm volatile("" : "+r"(n));
+		n = ((n - 1) & (CHUNK - 1)) + 1;
+		if (bpf_skb_load_bytes(sc->skb, i, sc->buf, n))
+			return 1;
+	}
+	verb = ml_feed(&sc->s->parser, sc->buf[i & (CHUNK - 1)]);
+	if (verb == ML_V_NONE)
+		return 0;
+
+	op = ml_reply_op(sc->dialect, verb);
+	/* Opcode k goes to offset k, never past the line end that produced
+	 * it: bytes not yet read are never overwritten. */
+	if (bpf_skb_store_bytes(sc->skb, sc->nops, &op, 1, 0))
+		return 1;
+	if (sc->nops == 0)
+		sc->first_op = op;
+	sc->nops++;
+	if (ml_op_closes(op)) {
+		sc->closing = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static const __u8 zeroes[CHUNK];
+
+struct pad {
+	struct __sk_buff *skb;
+	__u32 from, len;
+};
+
+static long zero_pad(__u64 index, void *data)
+{
+	struct pad *pd = data;
+	__u32 off = pd->from + (__u32)index * CHUNK, n;
+
+	if (off >= pd->len)
+		return 1;
+	n = pd->len - off;
+	if (n > CHUNK)
+		n = CHUNK;
+	asm volatile("" : "+r"(n));
+	n = ((n - 1) & (CHUNK - 1)) + 1;
+	if (bpf_skb_store_bytes(pd->skb, off, zeroes, n, 0))
+		return 1;
+	return 0;
+}
+
+SEC("sk_skb")	/* libbpf 1.1 knows no "sk_skb/verdict"; attached as BPF_SK_SKB_VERDICT */
+int ml_verdict(struct __sk_buff *skb)
+{
+	const struct ml_config *cfg;
+	struct ml_flow f = {};
+	struct ml_sock *s;
+	struct scan sc = {};
+	struct pad pd;
+	__u32 len = skb->len;
+
+	ML_FLOW_FROM(skb, &f);
+	s = bpf_map_lookup_elem(&sessions, &f);
+	cfg = active_config();
+	if (!s || !cfg || s->closing || len == 0)
+		return SK_DROP;
+
+	/* Linearize everything, or the unpulled rest leaks to the client on
+	 * redirect (DESIGN.md fact 4). */
+	if (bpf_skb_pull_data(skb, len))
+		return SK_DROP;
+
+	sc.skb = skb;
+	sc.s = s;
+	sc.len = len;
+	sc.dialect = cfg->dialect;
+	bpf_loop(len, scan_byte, &sc, 0);
+
+	if (sc.closing)
+		s->closing = 1;
+	if (sc.nops == 0)
+		return SK_DROP;	/* no complete line yet: nothing to answer */
+
+	/* A client that talked before the controller greeted it gets the
+	 * greeting from here, in front of its first reply. */
+	if (!s->greeted && __sync_val_compare_and_swap(&s->greeted, 0, 1) == 0) {
+		__u8 op = sc.first_op | ML_OP_GREET_FLAG;
+
+		bpf_skb_store_bytes(skb, 0, &op, 1, 0);
+	}
+	__sync_fetch_and_add(&s->ops_out, sc.nops);
+
+	/* The skb keeps its length; zeroed padding is skipped by sk_msg
+	 * wherever the stack splits the message. */
+	pd.skb = skb;
+	pd.from = sc.nops;
+	pd.len = len;
+	if (sc.nops < len)
+		bpf_loop((len - sc.nops + CHUNK - 1) / CHUNK, zero_pad, &pd, 0);
+
+	return bpf_sk_redirect_hash(skb, &socks, &f, 0);
+}
+
+/* ---- sk_msg: opcodes to text -------------------------------------------- */
+
+struct expand {
+	struct sk_msg_md *msg;
+	__u32 slot;
+	__u32 text_len;		/* bytes of text in front of the opcodes */
+	__u32 nops;
+	__u32 pos;		/* next text byte to write */
+	__u32 last_op;
+};
+
+static __always_inline __u32 reply_len(const struct ml_config *cfg, __u32 op)
+{
+	__u32 n;
+
+	if (op >= ML_OP__MAX)
+		return 0;
+	n = cfg->replies[op].len;
+	return n <= ML_REPLY_MAX ? n : ML_REPLY_MAX;
+}
+
+/* Copy one reply into the message at ex->pos. */
+static __always_inline int put_reply(struct expand *ex, const struct ml_config *cfg,
+				     __u32 op)
+{
+	struct sk_msg_md *msg = ex->msg;
+	__u8 *data = msg->data, *end = msg->data_end;
+	__u32 n = reply_len(cfg, op), pos = ex->pos, j;
+
+	if (op >= ML_OP__MAX)
+		return -1;
+	for (j = 0; j < ML_REPLY_MAX; j++) {
+		__u32 p = pos + j;
+		__u8 *d;
+
+		if (j >= n)
+			break;
+		/* Bound the offset itself, then hide it from clang, so that
+		 * the pointer is data + (bounded p): the verifier's packet
+		 * range needs umax + 1 <= MAX_PACKET_OFF. */
+		if (p >= 0xffff)
+			return -1;
+		asm volatile("" : "+r"(p));
+		d = data + p;
+		if (d + 1 > end)
+			return -1;
+		*d = cfg->replies[op].text[j];
+	}
+	ex->pos = pos + n;
+	return 0;
+}
+
+static long expand_op(__u64 index, void *data)
+{
+	struct expand *ex = data;
+	struct sk_msg_md *msg = ex->msg;
+	__u8 *d = msg->data, *end = msg->data_end;
+	const struct ml_config *cfg;
+	__u32 off = ex->text_len + (__u32)index, op;
+
+	cfg = bpf_map_lookup_elem(&config, &ex->slot);
+	if (!cfg || off >= 0xffff || d + off + 1 > end)
+		return 1;
+	op = d[off];
+	if (op & ML_OP_GREET_FLAG)
+		if (put_reply(ex, cfg, ML_OP_GREET))
+			return 1;
+	op &= ML_OP_MASK;
+	if (put_reply(ex, cfg, op))
+		return 1;
+	ex->last_op = op;
+	return 0;
+}
+
+struct count {
+	struct sk_msg_md *msg;
+	__u32 slot;
+	__u32 nops;
+	__u32 text_len;
+	__u32 size;
+};
+
+static long count_op(__u64 index, void *data)
+{
+	struct count *c = data;
+	struct sk_msg_md *msg = c->msg;
+	__u8 *d = msg->data, *end = msg->data_end;
+	const struct ml_config *cfg;
+	__u32 i = index, op;
+
+	cfg = bpf_map_lookup_elem(&config, &c->slot);
+	if (!cfg || i >= 0xffff || d + i + 1 > end)
+		return 1;
+	op = d[i];
+	if (op == ML_OP_END)
+		return 1;
+	if (op & ML_OP_GREET_FLAG)
+		c->text_len += reply_len(cfg, ML_OP_GREET);
+	c->text_len += reply_len(cfg, op & ML_OP_MASK);
+	c->nops++;
+	return 0;
+}
+
+SEC("sk_msg")
+int ml_msg(struct sk_msg_md *msg)
+{
+	struct ml_flow f = {};
+	struct ml_sock *s;
+	struct ml_event *ev;
+	struct count c = {};
+	struct expand ex = {};
+	__u32 zero = 0, size = msg->size, first;
+	struct ml_control *ctl;
+	__u8 *d, *end;
+
+	ML_FLOW_FROM(msg, &f);
+	s = bpf_map_lookup_elem(&sessions, &f);
+	if (!s || size == 0)
+		return SK_PASS;
+	if (bpf_msg_pull_data(msg, 0, size, 0))
+		return SK_PASS;
+	d = msg->data;
+	end = msg->data_end;
+	if (d + 1 > end)
+		return SK_PASS;
+	first = d[0];
+
+	if (first >= '0') {
+		/* A reply line the controller wrote itself. A greeting loses to
+		 * one the verdict program already sent; a 421 always goes. */
+		if (first != '4') {
+			if (__sync_val_compare_and_swap(&s->greeted, 0, 1) != 0)
+				return SK_DROP;
+		} else {
+			s->greeted = 1;
+		}
+		__sync_fetch_and_add(&s->out_bytes, size);
+		return SK_PASS;
+	}
+
+	ctl = bpf_map_lookup_elem(&control, &zero);
+	c.slot = ctl ? (ctl->active & 1) : 0;
+	c.msg = msg;
+	bpf_loop(size, count_op, &c, 0);
+
+	/* Drop the zeroed padding, then make room for the text in front of
+	 * the opcodes and fill it in. */
+	if (c.nops < size)
+		bpf_msg_pop_data(msg, c.nops, size - c.nops, 0);
+	if (c.nops == 0)
+		return SK_PASS;
+	if (bpf_msg_push_data(msg, 0, c.text_len, 0))
+		return SK_PASS;
+	if (bpf_msg_pull_data(msg, 0, c.text_len + c.nops, 0))
+		return SK_PASS;
+
+	ex.msg = msg;
+	ex.slot = c.slot;
+	ex.text_len = c.text_len;
+	ex.last_op = ML_OP_END;
+	bpf_loop(c.nops, expand_op, &ex, 0);
+	bpf_msg_pop_data(msg, c.text_len, c.nops, 0);
+
+	__sync_fetch_and_add(&s->out_bytes, c.text_len);
+	__sync_fetch_and_add(&s->ops_done, c.nops);
+
+	if (ml_op_closes(ex.last_op)) {
+		ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+		if (ev) {
+			ev->cookie = s->cookie;
+			ev->out_bytes = s->out_bytes;
+			ev->type = ML_EV_CLOSE;
+			ev->op = ex.last_op;
+			bpf_ringbuf_submit(ev, 0);
+		}
+	}
+	return SK_PASS;
+}

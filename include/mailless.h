@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * mailless.h - the ABI between the BPF programs (bpf/responder.bpf.c) and the
+ * controller (user/). Fixed-width types only; map definitions live in the BPF
+ * object alone.
+ */
+#ifndef MAILLESS_H
+#define MAILLESS_H
+
+#include <linux/types.h>
+
+#define ML_HOST_MAX	256	/* hostname buffer, NUL included (RFC 1035: 253) */
+#define ML_REPLY_MAX	320	/* one rendered reply line, CRLF included */
+
+enum ml_dialect {
+	ML_DIALECT_RCPT = 0,	/* 220 greeting, 521 at RCPT (default) */
+	ML_DIALECT_RFC7504 = 1,	/* 521 greeting, 521 to everything but QUIT */
+};
+
+/*
+ * Reply opcodes. The verdict program overwrites the client's bytes in place
+ * with one opcode octet per reply (a line is at least one octet, so they
+ * always fit), ends the list with ML_OP_END when room is left, and the sk_msg
+ * program expands each opcode into the text rendered in struct ml_config.
+ * Opcodes stay below ML_OP_GREET_FLAG so that they can never be mistaken for
+ * the first octet of a reply line ('2', '4', '5') that the controller sends
+ * itself.
+ */
+enum ml_op {
+	ML_OP_END = 0,		/* end of the opcode list; the rest is padding */
+	ML_OP_GREET,		/* 220 (rcpt) or 521 (rfc7504) greeting */
+	ML_OP_HELO,		/* 250 <host> */
+	ML_OP_OK,		/* 250 */
+	ML_OP_REJECT,		/* 521 <host> does not accept mail */
+	ML_OP_NORCPT,		/* 554 no valid recipients (DATA) */
+	ML_OP_QUIT,		/* 221, then close */
+	ML_OP_TOOLONG,		/* 500 line too long */
+	ML_OP_FLOOD,		/* 421 no line end in 64 KiB, then close */
+	/* Sent by the controller itself, never by the kernel: */
+	ML_OP_TIMEOUT,		/* 421 idle timeout */
+	ML_OP_MAXTIME,		/* 421 session time limit */
+	ML_OP_BUSY,		/* 421 too many sessions */
+	ML_OP_SHUTDOWN,		/* 421 shutting down */
+	ML_OP__MAX,
+};
+
+/* Set on the first opcode of a segment when the verdict program, not the
+ * controller, must send the greeting (a client that talked first). */
+#define ML_OP_GREET_FLAG 0x20
+#define ML_OP_MASK	 0x1f
+
+struct ml_reply {
+	__u32 len;
+	char text[ML_REPLY_MAX];
+};
+
+/*
+ * Runtime configuration. The config map holds two slots; the controller
+ * writes the inactive one and then flips ml_control.active, so a reader never
+ * sees a half-written slot (SIGHUP applies to new replies only).
+ */
+struct ml_config {
+	char hostname[ML_HOST_MAX];
+	__u32 dialect;		/* enum ml_dialect */
+	__u32 generation;	/* bumped on every reload */
+	struct ml_reply replies[ML_OP__MAX];
+};
+
+struct ml_control {
+	__u32 active;		/* config slot in use: 0 or 1 */
+};
+
+/* Served (address, port); addr is IPv6 or v4-mapped, all-zero = any. */
+struct ml_listen_key {
+	__u32 port;		/* host order */
+	__u32 addr[4];		/* network order */
+};
+
+/*
+ * Key of a served socket in the sockhash and in the session map: the same
+ * fields are readable from sock_ops, sk_skb and sk_msg contexts, and unlike
+ * the socket cookie they exist in all three. Addresses are IPv6 or
+ * v4-mapped; ports are as the context delivers them.
+ */
+struct ml_flow {
+	__u32 laddr[4];
+	__u32 raddr[4];
+	__u32 lport;		/* host order */
+	__u32 rport;		/* network order, as in the ctx field */
+};
+
+/* Line framing state; all-zero except the two flags is the start of a line. */
+struct ml_parser {
+	__u32 len;		/* octets of the current line seen so far */
+	__u32 word;		/* first four octets, upper-cased, packed */
+	__u8 delim_ok;		/* octet 5 is absent, a space or the final CR */
+	__u8 spaces_only;	/* octets 5.. are spaces (QUIT's test) */
+	__u8 pending_cr;	/* last octet was CR: stripped if LF follows */
+	__u8 flooded;		/* ML_V_FLOOD was returned; nothing follows */
+};
+
+/* Per-socket state, created by sock_ops, removed when the socket closes. */
+struct ml_sock {
+	__u64 cookie;		/* socket cookie, for the controller */
+	__u64 out_bytes;	/* reply octets the sk_msg program produced */
+	__u32 ops_out;		/* replies the verdict program emitted */
+	__u32 ops_done;		/* replies the sk_msg program expanded */
+	__u32 greeted;		/* the greeting was sent (cmpxchg 0 -> 1) */
+	__u32 closing;		/* a closing reply was emitted; ignore input */
+	struct ml_parser parser;
+};
+
+/* Who runs this instance, for `mailless status` and `unload` (not read by
+ * the BPF programs). */
+struct ml_info {
+	__u32 pid;
+	__u32 max_sessions;
+	__u64 netns_cookie;
+	__u64 started;		/* CLOCK_REALTIME seconds */
+	char cgroup[256];	/* cgroup v2 path the sock_ops program is on */
+	char hostname[ML_HOST_MAX];
+};
+
+/* Ring buffer events, kernel -> controller. */
+enum ml_event_type {
+	ML_EV_CLOSE = 1,	/* a closing reply left sk_msg: close after it */
+};
+
+struct ml_event {
+	__u64 cookie;
+	__u64 out_bytes;	/* close once this many octets are queued */
+	__u32 type;		/* enum ml_event_type */
+	__u32 op;		/* the closing reply */
+};
+
+#endif /* MAILLESS_H */

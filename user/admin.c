@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * admin.c - `mailless status` and `mailless unload`, from the pins alone: they
+ * work from another shell while `run` runs, and after it crashed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "log.h"
+#include "mailless.h"
+#include "server.h"
+
+static const char *const maps[] = {
+	"config", "control", "sessions", "socks", "listeners", "info", "events",
+};
+static const char *const progs[] = { "ml_sockops", "ml_verdict", "ml_msg" };
+#define N(a) (sizeof(a) / sizeof(*(a)))
+
+static int get_pinned(const char *dir, const char *name)
+{
+	char p[4200];
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return bpf_obj_get(p);
+}
+
+/* 1: a live `run` holds the pin dir's lock; 0: nobody; -1: no dir. */
+static int dir_locked(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), held;
+
+	if (fd < 0)
+		return -1;
+	held = flock(fd, LOCK_EX | LOCK_NB) != 0;
+	close(fd);
+	return held;
+}
+
+static int attached(int target, enum bpf_attach_type type, __u32 id)
+{
+	__u32 ids[64], cnt = 64, i;
+
+	if (bpf_prog_query(target, type, 0, NULL, ids, &cnt))
+		return -errno;
+	for (i = 0; i < cnt; i++)
+		if (ids[i] == id)
+			return 1;
+	return 0;
+}
+
+static long count_keys(int fd)
+{
+	struct ml_flow k, next;
+	long n = 0;
+	void *prev = NULL;
+
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		k = next;
+		prev = &k;
+		n++;
+	}
+	return n;
+}
+
+int ml_kernel_status(const char *dir, int json)
+{
+	struct ml_info inf = {};
+	__u32 zero = 0, ids[N(progs)] = {};
+	int fds[N(progs)], mfd, ifd, sfd, cgfd, locked, i;
+	int on_cg = -1, on_skb = -1, on_msg = -1;
+	long nsess = -1;
+
+	locked = dir_locked(dir);
+	ifd = get_pinned(dir, "info");
+	if (locked < 0 || ifd < 0) {
+		if (json)
+			printf("{\"running\":false,\"pin_dir\":\"%s\"}\n", dir);
+		else
+			printf("mailless: nothing pinned at %s (not running with the kernel "
+			       "engine, or another --pin-dir)\n", dir);
+		return 1;
+	}
+	bpf_map_lookup_elem(ifd, &zero, &inf);
+	for (i = 0; i < (int)N(progs); i++) {
+		struct bpf_prog_info pi = {};
+		__u32 len = sizeof(pi);
+
+		fds[i] = get_pinned(dir, progs[i]);
+		if (fds[i] >= 0 && !bpf_obj_get_info_by_fd(fds[i], &pi, &len))
+			ids[i] = pi.id;
+	}
+	mfd = get_pinned(dir, "socks");
+	sfd = get_pinned(dir, "sessions");
+	cgfd = inf.cgroup[0] ? open(inf.cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (cgfd >= 0 && ids[0])
+		on_cg = attached(cgfd, BPF_CGROUP_SOCK_OPS, ids[0]);
+	if (mfd >= 0 && ids[1])
+		on_skb = attached(mfd, BPF_SK_SKB_VERDICT, ids[1]);
+	if (mfd >= 0 && ids[2])
+		on_msg = attached(mfd, BPF_SK_MSG_VERDICT, ids[2]);
+	if (sfd >= 0)
+		nsess = count_keys(sfd);
+
+	if (json) {
+		printf("{\"running\":%s,\"pid\":%u,\"engine\":\"kernel\",\"pin_dir\":\"%s\","
+		       "\"hostname\":\"%s\",\"cgroup\":\"%s\",\"sessions\":%ld,\"programs\":[",
+		       locked == 1 && !kill(inf.pid, 0) ? "true" : "false", inf.pid, dir,
+		       inf.hostname, inf.cgroup, nsess);
+		for (i = 0; i < (int)N(progs); i++)
+			printf("%s{\"name\":\"%s\",\"id\":%u}", i ? "," : "", progs[i], ids[i]);
+		printf("],\"attachments\":{\"cgroup_sock_ops\":%s,\"sockhash_sk_skb_verdict\":%s,"
+		       "\"sockhash_sk_msg_verdict\":%s},\"maps\":[",
+		       on_cg == 1 ? "true" : "false", on_skb == 1 ? "true" : "false",
+		       on_msg == 1 ? "true" : "false");
+		for (i = 0; i < (int)N(maps); i++)
+			printf("%s\"%s/%s\"", i ? "," : "", dir, maps[i]);
+		printf("]}\n");
+	} else {
+		printf("mailless: %s, pid %u, engine kernel, pin dir %s\n",
+		       locked == 1 && !kill(inf.pid, 0) ? "running" : "NOT running (stale pins: "
+		       "mailless unload)", inf.pid, dir);
+		printf("hostname: %s\nsessions: %ld\n", inf.hostname, nsess);
+		for (i = 0; i < (int)N(progs); i++)
+			printf("program %-10s id %u\n", progs[i], ids[i]);
+		printf("sock_ops on cgroup %s: %s\n", inf.cgroup,
+		       on_cg == 1 ? "attached" : "NOT attached");
+		printf("sk_skb verdict on sockhash: %s\n", on_skb == 1 ? "attached" : "NOT attached");
+		printf("sk_msg verdict on sockhash: %s\n", on_msg == 1 ? "attached" : "NOT attached");
+		printf("maps:");
+		for (i = 0; i < (int)N(maps); i++)
+			printf(" %s/%s", dir, maps[i]);
+		printf("\n");
+	}
+	for (i = 0; i < (int)N(progs); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	if (cgfd >= 0)
+		close(cgfd);
+	if (mfd >= 0)
+		close(mfd);
+	if (sfd >= 0)
+		close(sfd);
+	close(ifd);
+	return 0;
+}
+
+int ml_kernel_unload(const char *dir)
+{
+	struct ml_info inf = {};
+	__u32 zero = 0;
+	int locked = dir_locked(dir), ifd, mfd, pfd, cgfd, removed = 0, left = 0;
+	unsigned int i;
+	char p[4200];
+
+	if (locked < 0) {
+		printf("mailless: nothing at %s\n", dir);
+		return 0;
+	}
+	ifd = get_pinned(dir, "info");
+	if (ifd >= 0) {
+		bpf_map_lookup_elem(ifd, &zero, &inf);
+		close(ifd);
+	}
+	if (locked == 1) {
+		err("mailless (pid %u) is running with %s: stop it with kill -TERM %u",
+		    inf.pid, dir, inf.pid);
+		return 1;
+	}
+	/* A plain (non-link) cgroup attachment would outlive a crash; ours is a
+	 * link, but detach anyway in case an older run used a plain attach. */
+	pfd = get_pinned(dir, "ml_sockops");
+	cgfd = inf.cgroup[0] ? open(inf.cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (pfd >= 0 && cgfd >= 0 && !bpf_prog_detach2(pfd, cgfd, BPF_CGROUP_SOCK_OPS))
+		printf("detached sock_ops from %s\n", inf.cgroup);
+	if (pfd >= 0)
+		close(pfd);
+	if (cgfd >= 0)
+		close(cgfd);
+	mfd = get_pinned(dir, "socks");
+	if (mfd >= 0) {
+		pfd = get_pinned(dir, "ml_verdict");
+		if (pfd >= 0 && !bpf_prog_detach2(pfd, mfd, BPF_SK_SKB_VERDICT))
+			printf("detached sk_skb verdict from the sockhash\n");
+		if (pfd >= 0)
+			close(pfd);
+		pfd = get_pinned(dir, "ml_msg");
+		if (pfd >= 0 && !bpf_prog_detach2(pfd, mfd, BPF_SK_MSG_VERDICT))
+			printf("detached sk_msg verdict from the sockhash\n");
+		if (pfd >= 0)
+			close(pfd);
+		close(mfd);
+	}
+	for (i = 0; i < N(progs) + N(maps); i++) {
+		const char *name = i < N(progs) ? progs[i] : maps[i - N(progs)];
+
+		snprintf(p, sizeof(p), "%s/%s", dir, name);
+		if (!unlink(p))
+			removed++;
+		else if (errno != ENOENT)
+			left++, err("cannot remove %s: %s", p, strerror(errno));
+	}
+	if (rmdir(dir) && errno != ENOENT && errno != ENOTEMPTY)
+		left++;
+	printf("mailless: removed %d pins from %s%s\n", removed, dir,
+	       left ? " (some could not be removed, see above)" : "");
+	return left ? 1 : 0;
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef ML_CONFIG_H
+#define ML_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "mailless.h"
+
+#define ML_LISTEN_MAX	16
+#define ML_DEFAULT_CONF	"/etc/mailless.conf"
+#define ML_DEFAULT_PIN	"/sys/fs/bpf/mailless"
+
+enum ml_engine { ML_ENGINE_AUTO, ML_ENGINE_KERNEL, ML_ENGINE_USER };
+
+struct ml_listen {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char text[64];			/* as written, for messages */
+};
+
+struct ml_opts {
+	struct ml_listen listen[ML_LISTEN_MAX];
+	int nlisten;
+	char hostname[ML_HOST_MAX];
+	unsigned int dialect;		/* enum ml_dialect */
+	unsigned int timeout;		/* idle seconds */
+	unsigned int max_session_time;	/* seconds */
+	unsigned int max_sessions;
+	enum ml_engine engine;
+	char pin_dir[PATH_MAX];
+	char conf_path[PATH_MAX];	/* "" when no file is read */
+	int conf_required;		/* -c given: a missing file is an error */
+};
+
+/* A key = value setting as given on the command line, re-applied on top of
+ * the file on every reload so that flags keep overriding it. */
+struct ml_cli_set {
+	const char *key;
+	const char *val;
+};
+
+void ml_opts_defaults(struct ml_opts *o);
+/* Apply one setting; on error returns -EINVAL and writes why into err. */
+int ml_opts_set(struct ml_opts *o, const char *key, const char *val,
+		char *err, size_t errlen);
+/* Read o->conf_path (if any) then apply the command-line settings. */
+int ml_opts_load(struct ml_opts *o, const struct ml_cli_set *cli, int ncli);
+const char *ml_dialect_name(unsigned int d);
+const char *ml_engine_name(enum ml_engine e);
+
+#endif

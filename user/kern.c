@@ -1,0 +1,653 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kern.c - the kernel engine: load responder.bpf.o (skeleton), pin its maps
+ * and programs under the pin dir, attach sock_ops to our own cgroup v2 and
+ * sk_skb/sk_msg to the sockhash; then accept, greet, and close sessions when
+ * the ring buffer says their closing reply left. No byte a client sent is
+ * ever read here: the BPF programs answer it.
+ *
+ * Also `mailless status` and `mailless unload`, which work from the pins.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "log.h"
+#include "responder.skel.h"
+#include "server.h"
+
+#ifndef SOL_TCP
+#define SOL_TCP 6
+#endif
+#define BPF_FS_MAGIC	0xcafe4a11
+#define BPFFS		"/sys/fs/bpf"
+
+/* Every map and program this engine pins, by name; unload removes these
+ * and nothing else. */
+static const char *const pinned_maps[] = {
+	"config", "control", "sessions", "socks", "listeners", "info", "events",
+};
+static const char *const pinned_progs[] = { "ml_sockops", "ml_verdict", "ml_msg" };
+
+struct kpriv {
+	struct responder *skel;
+	struct bpf_link *cg_link;
+	struct ring_buffer *rb;
+	int lock_fd;
+	int attached_skb, attached_msg;
+	unsigned int slot;		/* active config slot */
+	/* cookie -> fd, open addressing with linear probing */
+	uint64_t *ck;
+	int *ckfd;
+	uint32_t ckmask;
+};
+
+/* ---- cookie table ---------------------------------------------------------- */
+
+static uint32_t ck_hash(uint64_t c)
+{
+	c ^= c >> 33;
+	c *= 0xff51afd7ed558ccdULL;
+	c ^= c >> 33;
+	return (uint32_t)c;
+}
+
+static void ck_put(struct kpriv *k, uint64_t c, int fd)
+{
+	uint32_t i = ck_hash(c) & k->ckmask;
+
+	while (k->ck[i])
+		i = (i + 1) & k->ckmask;
+	k->ck[i] = c;
+	k->ckfd[i] = fd;
+}
+
+static int ck_find(struct kpriv *k, uint64_t c)
+{
+	uint32_t i = ck_hash(c) & k->ckmask;
+
+	for (; k->ck[i]; i = (i + 1) & k->ckmask)
+		if (k->ck[i] == c)
+			return (int)i;
+	return -1;
+}
+
+/* Backward-shift deletion keeps probe chains intact without tombstones. */
+static void ck_del(struct kpriv *k, uint64_t c)
+{
+	int at = ck_find(k, c);
+	uint32_t i, j, h;
+
+	if (at < 0)
+		return;
+	i = (uint32_t)at;
+	for (j = (i + 1) & k->ckmask; k->ck[j]; j = (j + 1) & k->ckmask) {
+		h = ck_hash(k->ck[j]) & k->ckmask;
+		/* Move j into the hole at i unless its home lies in (i, j]. */
+		if (((j - h) & k->ckmask) >= ((j - i) & k->ckmask)) {
+			k->ck[i] = k->ck[j];
+			k->ckfd[i] = k->ckfd[j];
+			i = j;
+		}
+	}
+	k->ck[i] = 0;
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static int ensure_bpffs(void)
+{
+	struct statfs st;
+
+	if (statfs(BPFFS, &st) == 0 && st.f_type == BPF_FS_MAGIC)
+		return 0;
+	if (mount("bpf", BPFFS, "bpf", 0, "mode=0700")) {
+		err("bpffs is not mounted at %s and mounting it failed: %s "
+		    "(mount -t bpf bpf %s)", BPFFS, strerror(errno), BPFFS);
+		return -errno;
+	}
+	return 0;
+}
+
+/* Our own cgroup v2 directory: mount point from mountinfo + path from
+ * /proc/self/cgroup ("0::/path"). Never hard-coded: hosts differ. */
+static int own_cgroup(char *path, size_t len)
+{
+	char line[4096], mnt[PATH_MAX] = "", rel[PATH_MAX] = "";
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char *sep = strstr(line, " - ");
+		char m[PATH_MAX], fstype[64];
+
+		if (!sep || sscanf(sep + 3, "%63s", fstype) != 1 || strcmp(fstype, "cgroup2"))
+			continue;
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", m) == 1) {
+			snprintf(mnt, sizeof(mnt), "%s", m);
+			break;
+		}
+	}
+	fclose(f);
+	f = fopen("/proc/self/cgroup", "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "0::", 3)) {
+			line[strcspn(line, "\n")] = 0;
+			snprintf(rel, sizeof(rel), "%s", line + 3);
+		}
+	fclose(f);
+	if (!mnt[0] || !rel[0]) {
+		err("no cgroup v2 hierarchy found in /proc/self/mountinfo; the kernel "
+		    "engine attaches sock_ops to a cgroup v2 (mount -t cgroup2 none "
+		    "/sys/fs/cgroup)");
+		return -ENOENT;
+	}
+	snprintf(path, len, "%s%s", mnt, strcmp(rel, "/") ? rel : "");
+	return 0;
+}
+
+static void explain(const char *what, int e)
+{
+	char lock[256] = "";
+	FILE *f = fopen("/sys/kernel/security/lockdown", "re");
+
+	if (f) {
+		if (!fgets(lock, sizeof(lock), f))
+			lock[0] = 0;
+		fclose(f);
+		lock[strcspn(lock, "\n")] = 0;
+	}
+	if (e == EPERM || e == EACCES)
+		err("%s: %s: needs root with CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN%s%s",
+		    what, strerror(e), lock[0] ? "; kernel lockdown: " : "", lock);
+	else if (e == EINVAL || e == ENOTSUP || e == E2BIG || e == ENOENT)
+		err("%s: %s: the kernel lacks a feature mailless needs (sockhash, "
+		    "sk_skb verdict, sk_msg, bpf_loop, ring buffer: Linux 6.1 or newer)",
+		    what, strerror(e));
+	else
+		err("%s: %s", what, strerror(e));
+}
+
+static void pin_path(char *buf, size_t len, const char *dir, const char *name)
+{
+	snprintf(buf, len, "%s/%s", dir, name);
+}
+
+static int lock_dir(const char *dir, int *fd_out)
+{
+	int fd;
+
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		err("cannot create pin dir %s: %s (it must be on bpffs)", dir, strerror(errno));
+		return -errno;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		err("cannot open pin dir %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		err("another mailless holds %s (see: mailless status --pin-dir %s)", dir, dir);
+		close(fd);
+		return -EBUSY;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+/* Remove what a previous run pinned (a crash leaves the pins; the cgroup
+ * link died with its process). Only our own names are touched. */
+static int unpin_all(const char *dir)
+{
+	char p[PATH_MAX];
+	unsigned int i;
+	int left = 0;
+
+	for (i = 0; i < sizeof(pinned_progs) / sizeof(*pinned_progs); i++) {
+		pin_path(p, sizeof(p), dir, pinned_progs[i]);
+		if (unlink(p) && errno != ENOENT)
+			left++;
+	}
+	for (i = 0; i < sizeof(pinned_maps) / sizeof(*pinned_maps); i++) {
+		pin_path(p, sizeof(p), dir, pinned_maps[i]);
+		if (unlink(p) && errno != ENOENT)
+			left++;
+	}
+	return left;
+}
+
+static int flow_of(int fd, struct ml_flow *f)
+{
+	struct sockaddr_storage l, r;
+	socklen_t ll = sizeof(l), rl = sizeof(r);
+
+	if (getsockname(fd, (struct sockaddr *)&l, &ll) ||
+	    getpeername(fd, (struct sockaddr *)&r, &rl))
+		return -errno;
+	memset(f, 0, sizeof(*f));
+	if (l.ss_family == AF_INET) {
+		struct sockaddr_in *a = (void *)&l, *b = (void *)&r;
+
+		f->laddr[2] = f->raddr[2] = htonl(0xffff);
+		f->laddr[3] = a->sin_addr.s_addr;
+		f->raddr[3] = b->sin_addr.s_addr;
+		f->lport = ntohs(a->sin_port);
+		f->rport = (uint32_t)b->sin_port << 16;
+	} else {
+		struct sockaddr_in6 *a = (void *)&l, *b = (void *)&r;
+
+		memcpy(f->laddr, &a->sin6_addr, 16);
+		memcpy(f->raddr, &b->sin6_addr, 16);
+		f->lport = ntohs(a->sin6_port);
+		f->rport = (uint32_t)b->sin6_port << 16;
+	}
+	return 0;
+}
+
+/* Octets this socket has put into TCP so far (sent once, or waiting). */
+static int tcp_queued(int fd, uint64_t *queued, uint8_t *state, uint32_t *idle_ms)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, SOL_TCP, TCP_INFO, &ti, &len))
+		return -errno;
+	if (queued)
+		*queued = ti.tcpi_bytes_sent - ti.tcpi_bytes_retrans + ti.tcpi_notsent_bytes;
+	if (state)
+		*state = ti.tcpi_state;
+	if (idle_ms)
+		*idle_ms = ti.tcpi_last_data_recv;
+	return 0;
+}
+
+/* ---- engine ops ---------------------------------------------------------------- */
+
+static int k_open(struct ml_server *srv, struct ml_session *s)
+{
+	struct kpriv *k = srv->eng_priv;
+	socklen_t len = sizeof(s->cookie);
+	int r;
+
+	if (getsockopt(s->fd, SOL_SOCKET, SO_COOKIE, &s->cookie, &len))
+		return -errno;
+	ck_put(k, s->cookie, s->fd);
+	/* Only the end of the stream interests us: the data never reaches
+	 * this process. */
+	if (ml_epoll_mod(srv, s->fd, EPOLLRDHUP, 1))
+		return -errno;
+	/* EACCES: the client talked first and the verdict program already
+	 * sent the greeting in front of its replies. */
+	r = ml_send_reply(srv, s, ML_OP_GREET);
+	if (r && r != -EACCES)
+		dbg("greeting fd %d: %s", s->fd, strerror(-r));
+	return 0;
+}
+
+static void start_drain(struct ml_server *srv, struct ml_session *s, uint64_t bytes)
+{
+	s->state = ML_S_DRAIN;
+	s->drain_bytes = bytes;
+	s->drain_wait_ms = 1;
+	s->drain_until_ms = ml_now_ms() + 5000;
+	srv->eng->drain(srv, s);
+}
+
+static void k_drain(struct ml_server *srv, struct ml_session *s)
+{
+	struct kpriv *k = srv->eng_priv;
+	uint64_t target = s->drain_bytes, queued = 0;
+	uint8_t st = 0;
+
+	if (tcp_queued(s->fd, &queued, &st, NULL) || st == 7 /* TCP_CLOSE */) {
+		ml_session_close(srv, s);
+		return;
+	}
+	if (target == UINT64_MAX) {
+		/* The client closed: wait for the replies to what it sent. */
+		struct ml_sock ms;
+		struct ml_flow f;
+
+		if (flow_of(s->fd, &f) ||
+		    bpf_map_lookup_elem(bpf_map__fd(k->skel->maps.sessions), &f, &ms)) {
+			ml_session_close(srv, s);
+			return;
+		}
+		target = ms.ops_done == ms.ops_out ? ms.out_bytes : UINT64_MAX;
+	}
+	if (queued >= target) {
+		ml_session_close(srv, s);
+		return;
+	}
+	ml_session_timer(srv, s, ml_now_ms() + s->drain_wait_ms);
+	if (s->drain_wait_ms < 64)
+		s->drain_wait_ms *= 2;
+}
+
+static void k_io(struct ml_server *srv, struct ml_session *s, uint32_t events)
+{
+	if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) || s->state != ML_S_ACTIVE)
+		return;
+	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+	if (events & EPOLLERR) {
+		ml_session_close(srv, s);
+		return;
+	}
+	start_drain(srv, s, UINT64_MAX);
+}
+
+static int on_event(void *ctx, void *data, size_t len)
+{
+	struct ml_server *srv = ctx;
+	struct kpriv *k = srv->eng_priv;
+	const struct ml_event *ev = data;
+	struct ml_session *s;
+	int i;
+
+	if (len < sizeof(*ev) || ev->type != ML_EV_CLOSE)
+		return 0;
+	i = ck_find(k, ev->cookie);
+	if (i < 0)
+		return 0;
+	s = &srv->sess[k->ckfd[i]];
+	if (s->state != ML_S_ACTIVE)
+		return 0;
+	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+	start_drain(srv, s, ev->out_bytes);
+	return 0;
+}
+
+static int k_poll_fd(struct ml_server *srv)
+{
+	return ring_buffer__epoll_fd(((struct kpriv *)srv->eng_priv)->rb);
+}
+
+static void k_poll(struct ml_server *srv)
+{
+	ring_buffer__consume(((struct kpriv *)srv->eng_priv)->rb);
+}
+
+static uint64_t k_idle_ms(struct ml_server *srv, struct ml_session *s)
+{
+	uint32_t idle = 0;
+
+	(void)srv;
+	if (tcp_queued(s->fd, NULL, NULL, &idle))
+		return UINT64_MAX;	/* broken socket: let the timeout take it */
+	return idle;
+}
+
+static int publish_config(struct kpriv *k, const struct ml_config *cfg, unsigned int slot)
+{
+	struct ml_control ctl = { .active = slot };
+	__u32 zero = 0;
+
+	if (bpf_map_update_elem(bpf_map__fd(k->skel->maps.config), &slot, cfg, BPF_ANY) ||
+	    bpf_map_update_elem(bpf_map__fd(k->skel->maps.control), &zero, &ctl, BPF_ANY))
+		return -errno;
+	k->slot = slot;
+	return 0;
+}
+
+static int k_reconfigure(struct ml_server *srv)
+{
+	struct kpriv *k = srv->eng_priv;
+
+	srv->render.generation = k->slot + 1;
+	/* Write the idle slot, then flip: readers never see a torn reply. */
+	return publish_config(k, &srv->render, k->slot ^ 1);
+}
+
+static void k_close(struct ml_server *srv, struct ml_session *s)
+{
+	ck_del(srv->eng_priv, s->cookie);
+}
+
+static void k_shutdown(struct ml_server *srv)
+{
+	struct kpriv *k = srv->eng_priv;
+	struct responder *skel;
+
+	if (!k)
+		return;
+	skel = k->skel;
+	if (k->rb)
+		ring_buffer__free(k->rb);
+	if (k->cg_link)
+		bpf_link__destroy(k->cg_link);
+	if (skel) {
+		int mfd = bpf_map__fd(skel->maps.socks);
+
+		if (k->attached_skb)
+			bpf_prog_detach2(bpf_program__fd(skel->progs.ml_verdict), mfd,
+					 BPF_SK_SKB_VERDICT);
+		if (k->attached_msg)
+			bpf_prog_detach2(bpf_program__fd(skel->progs.ml_msg), mfd,
+					 BPF_SK_MSG_VERDICT);
+		unpin_all(srv->opts.pin_dir);
+		responder__destroy(skel);
+	}
+	if (k->lock_fd >= 0) {
+		rmdir(srv->opts.pin_dir);
+		close(k->lock_fd);
+	}
+	free(k->ck);
+	free(k->ckfd);
+	free(k);
+	srv->eng_priv = NULL;
+}
+
+const struct ml_engine_ops ml_kernel_engine = {
+	.name = "kernel",
+	.open = k_open,
+	.io = k_io,
+	.idle_ms = k_idle_ms,
+	.drain = k_drain,
+	.poll_fd = k_poll_fd,
+	.poll = k_poll,
+	.reconfigure = k_reconfigure,
+	.close = k_close,
+	.shutdown = k_shutdown,
+};
+
+/* ---- load, attach, pin ------------------------------------------------------- */
+
+static int fill_listeners(struct ml_server *srv, struct kpriv *k)
+{
+	int fd = bpf_map__fd(k->skel->maps.listeners), i;
+	__u32 one = 1;
+
+	for (i = 0; i < srv->opts.nlisten; i++) {
+		const struct ml_listen *l = &srv->opts.listen[i];
+		struct ml_listen_key key = {};
+
+		if (l->ss.ss_family == AF_INET) {
+			const struct sockaddr_in *in = (const void *)&l->ss;
+
+			key.port = ntohs(in->sin_port);
+			if (in->sin_addr.s_addr != htonl(INADDR_ANY)) {
+				key.addr[2] = htonl(0xffff);
+				key.addr[3] = in->sin_addr.s_addr;
+			}
+		} else {
+			const struct sockaddr_in6 *in6 = (const void *)&l->ss;
+
+			key.port = ntohs(in6->sin6_port);
+			memcpy(key.addr, &in6->sin6_addr, 16);
+		}
+		if (bpf_map_update_elem(fd, &key, &one, BPF_ANY))
+			return -errno;
+	}
+	return 0;
+}
+
+static int pin_everything(struct ml_server *srv, struct kpriv *k)
+{
+	const char *dir = srv->opts.pin_dir;
+	struct bpf_program *prog;
+	struct bpf_map *map;
+	char p[PATH_MAX];
+
+	bpf_object__for_each_map(map, k->skel->obj) {
+		const char *name = bpf_map__name(map);
+
+		if (strchr(name, '.'))	/* .rodata and friends */
+			continue;
+		pin_path(p, sizeof(p), dir, name);
+		if (bpf_map__pin(map, p))
+			return -errno;
+	}
+	bpf_object__for_each_program(prog, k->skel->obj) {
+		pin_path(p, sizeof(p), dir, bpf_program__name(prog));
+		if (bpf_program__pin(prog, p))
+			return -errno;
+	}
+	return 0;
+}
+
+int ml_kernel_init(struct ml_server *srv)
+{
+	struct kpriv *k;
+	struct responder *skel;
+	char cg[PATH_MAX];
+	struct ml_info inf = {};
+	__u64 netns = 0;
+	socklen_t len = sizeof(netns);
+	__u32 zero = 0, entries;
+	int cgfd = -1, e, mfd;
+
+	ml_log_libbpf(0);
+	if ((e = ensure_bpffs()))
+		return e;
+	if (getsockopt(srv->lfd[0], SOL_SOCKET, SO_NETNS_COOKIE, &netns, &len)) {
+		e = -errno;
+		explain("reading the network namespace cookie (SO_NETNS_COOKIE)", errno);
+		return e;
+	}
+	if ((e = own_cgroup(cg, sizeof(cg))))
+		return e;
+	cgfd = open(cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cgfd < 0) {
+		e = -errno;
+		err("cannot open own cgroup %s: %s", cg, strerror(errno));
+		return e;
+	}
+
+	k = calloc(1, sizeof(*k));
+	if (!k) {
+		close(cgfd);
+		return -ENOMEM;
+	}
+	k->lock_fd = -1;
+	srv->eng_priv = k;
+	srv->eng = &ml_kernel_engine;	/* so that shutdown cleans up */
+	k->ckmask = 1;
+	while (k->ckmask < (uint32_t)srv->nsess_max * 2)
+		k->ckmask <<= 1;
+	k->ck = calloc(k->ckmask, sizeof(*k->ck));
+	k->ckfd = calloc(k->ckmask, sizeof(*k->ckfd));
+	k->ckmask--;
+	if (!k->ck || !k->ckfd) {
+		e = -ENOMEM;
+		goto fail;
+	}
+
+	if ((e = lock_dir(srv->opts.pin_dir, &k->lock_fd)))
+		goto fail_nolock;
+	unpin_all(srv->opts.pin_dir);	/* leftovers of a crashed run */
+
+	skel = responder__open();
+	if (!skel) {
+		e = -errno;
+		explain("opening the BPF object", errno);
+		goto fail;
+	}
+	k->skel = skel;
+	skel->rodata->netns_cookie = netns;
+	/* Every descriptor the process may hold, plus the accept backlog. */
+	entries = (__u32)srv->nsess_max + 4096;
+	bpf_map__set_max_entries(skel->maps.socks, entries);
+	bpf_map__set_max_entries(skel->maps.sessions, entries);
+	if (responder__load(skel)) {
+		e = -errno;
+		explain("loading the BPF programs (run with -v for the verifier log)", errno);
+		goto fail;
+	}
+	if ((e = publish_config(k, &srv->render, 0)) || (e = fill_listeners(srv, k))) {
+		explain("filling the maps", -e);
+		goto fail;
+	}
+
+	mfd = bpf_map__fd(skel->maps.socks);
+	if (bpf_prog_attach(bpf_program__fd(skel->progs.ml_verdict), mfd,
+			    BPF_SK_SKB_VERDICT, 0)) {
+		e = -errno;
+		explain("attaching the sk_skb verdict program to the sockhash", errno);
+		goto fail;
+	}
+	k->attached_skb = 1;
+	if (bpf_prog_attach(bpf_program__fd(skel->progs.ml_msg), mfd,
+			    BPF_SK_MSG_VERDICT, 0)) {
+		e = -errno;
+		explain("attaching the sk_msg program to the sockhash", errno);
+		goto fail;
+	}
+	k->attached_msg = 1;
+	/* A link, not a plain attach: if this process dies, the kernel
+	 * detaches sock_ops by itself. */
+	k->cg_link = bpf_program__attach_cgroup(skel->progs.ml_sockops, cgfd);
+	if (!k->cg_link) {
+		e = -errno;
+		k->cg_link = NULL;
+		explain("attaching sock_ops to the cgroup", errno);
+		goto fail;
+	}
+	k->rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_event, srv, NULL);
+	if (!k->rb) {
+		e = -errno;
+		explain("opening the ring buffer", errno);
+		goto fail;
+	}
+
+	inf.pid = getpid();
+	inf.max_sessions = srv->opts.max_sessions;
+	inf.netns_cookie = netns;
+	inf.started = time(NULL);
+	snprintf(inf.cgroup, sizeof(inf.cgroup), "%s", cg);
+	snprintf(inf.hostname, sizeof(inf.hostname), "%s", srv->opts.hostname);
+	bpf_map_update_elem(bpf_map__fd(skel->maps.info), &zero, &inf, BPF_ANY);
+	if ((e = pin_everything(srv, k))) {
+		explain("pinning under the pin dir", -e);
+		goto fail;
+	}
+	close(cgfd);
+	dbg("kernel engine: cgroup %s, netns cookie %llu, pin dir %s", cg,
+	    (unsigned long long)netns, srv->opts.pin_dir);
+	return 0;
+
+fail_nolock:
+	k->lock_fd = -1;
+fail:
+	close(cgfd);
+	k_shutdown(srv);
+	srv->eng = NULL;
+	return e ? e : -EINVAL;
+}

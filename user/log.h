@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef ML_LOG_H
+#define ML_LOG_H
+
+enum ml_level { ML_ERROR, ML_WARN, ML_INFO, ML_DEBUG };
+
+extern int ml_log_level;
+
+void ml_log(enum ml_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Route libbpf's messages through ml_log; silence them with quiet != 0
+ * during probes that are expected to fail. */
+void ml_log_libbpf(int quiet);
+
+#define err(...)	ml_log(ML_ERROR, __VA_ARGS__)
+#define warn(...)	ml_log(ML_WARN, __VA_ARGS__)
+#define info(...)	ml_log(ML_INFO, __VA_ARGS__)
+#define dbg(...)	ml_log(ML_DEBUG, __VA_ARGS__)
+
+#endif

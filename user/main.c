@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: GPL-2.0
+/* main.c - the command line: run, status, unload, --help, --version. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/libbpf.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+static void usage_main(FILE *f)
+{
+	fprintf(f,
+"Usage: mailless COMMAND [OPTIONS]\n"
+"An SMTP server for hosts that never receive mail: it answers every session\n"
+"with reply code 521 (RFC 1846, RFC 7504) from eBPF programs in the kernel,\n"
+"so senders bounce misaddressed mail at once instead of retrying for days.\n"
+"\n"
+"Commands:\n"
+"  run       serve port 25 until SIGTERM/SIGINT (see: mailless run --help)\n"
+"  status    show the running instance's programs, maps and attachments\n"
+"  unload    remove what a crashed run left pinned or attached\n"
+"\n"
+"  -h, --help       this help\n"
+"      --version    version, with the libbpf version\n");
+}
+
+static void usage_run(FILE *f)
+{
+	fprintf(f,
+"Usage: mailless run [OPTIONS]\n"
+"  -c, --config FILE          settings file (default " ML_DEFAULT_CONF " if present);\n"
+"                             'key = value' lines with the long option names\n"
+"  -l, --listen ADDR[:PORT]   address to serve, repeatable (default [::]:25,\n"
+"                             IPv6 and IPv4); e.g. -l 127.0.0.1:25 -l [::1]:25\n"
+"  -H, --hostname NAME        name in every reply (default: this host's FQDN)\n"
+"  -d, --dialect rcpt|rfc7504 rcpt (default): 220 greeting, 521 at RCPT, which\n"
+"                             every tested MTA bounces at once; rfc7504: 521\n"
+"                             greeting (Postfix and OpenSMTPD requeue on it)\n"
+"  -t, --timeout SECS         idle timeout, then 421 (default 300)\n"
+"      --max-session-time SECS  session time limit, then 421 (default 600)\n"
+"      --max-sessions N       concurrent sessions; more get 421 (default 10000)\n"
+"      --engine kernel|user|auto  kernel: eBPF; user: plain epoll; auto\n"
+"                             (default): kernel, or user if BPF cannot load\n"
+"      --pin-dir DIR          bpffs directory for pins (default " ML_DEFAULT_PIN ")\n"
+"  -v, --verbose              debug output, libbpf's and the verifier's too\n"
+"  -h, --help                 this help\n"
+"Signals: SIGHUP re-reads the settings file (hostname, dialect, timeouts and\n"
+"limits apply to new replies; no session is dropped); SIGTERM/SIGINT send 421\n"
+"to open sessions, detach and unpin everything and exit 0.\n");
+}
+
+static void usage_admin(FILE *f, const char *cmd)
+{
+	fprintf(f, "Usage: mailless %s [--pin-dir DIR]%s\n", cmd,
+		strcmp(cmd, "status") ? "" : " [-j|--json]");
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "config", required_argument, 0, 'c' },
+		{ "listen", required_argument, 0, 'l' },
+		{ "hostname", required_argument, 0, 'H' },
+		{ "dialect", required_argument, 0, 'd' },
+		{ "timeout", required_argument, 0, 't' },
+		{ "max-session-time", required_argument, 0, 1 },
+		{ "max-sessions", required_argument, 0, 2 },
+		{ "engine", required_argument, 0, 3 },
+		{ "pin-dir", required_argument, 0, 4 },
+		{ "verbose", no_argument, 0, 'v' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0 }
+	};
+	static const char *const keys[] = {
+		['l'] = "listen", ['H'] = "hostname", ['d'] = "dialect",
+		['t'] = "timeout", [1] = "max-session-time", [2] = "max-sessions",
+		[3] = "engine", [4] = "pin-dir",
+	};
+	struct ml_cli_set *cli = calloc(argc + 1, sizeof(*cli));
+	struct ml_opts o;
+	const char *conf = NULL;
+	int ncli = 0, c, ret;
+
+	if (!cli)
+		return 1;
+	while ((c = getopt_long(argc, argv, "c:l:H:d:t:vh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			conf = optarg;
+			break;
+		case 'v':
+			ml_log_level = ML_DEBUG;
+			break;
+		case 'h':
+			usage_run(stdout);
+			free(cli);
+			return 0;
+		case 'l': case 'H': case 'd': case 't': case 1: case 2: case 3: case 4:
+			cli[ncli].key = keys[c];
+			cli[ncli].val = optarg;
+			ncli++;
+			break;
+		default:
+			usage_run(stderr);
+			free(cli);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		err("unexpected argument '%s' (see: mailless run --help)", argv[optind]);
+		free(cli);
+		return 2;
+	}
+	ml_opts_defaults(&o);
+	snprintf(o.conf_path, sizeof(o.conf_path), "%s", conf ? conf : ML_DEFAULT_CONF);
+	o.conf_required = conf != NULL;
+	if (ml_opts_load(&o, cli, ncli)) {
+		free(cli);
+		return 2;
+	}
+	ret = ml_serve(&o, cli, ncli);
+	free(cli);
+	return ret ? 1 : 0;
+}
+
+static int cmd_admin(int argc, char **argv, const char *cmd)
+{
+	static const struct option lo[] = {
+		{ "pin-dir", required_argument, 0, 'p' },
+		{ "json", no_argument, 0, 'j' },
+		{ "verbose", no_argument, 0, 'v' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0 }
+	};
+	const char *dir = ML_DEFAULT_PIN;
+	int json = 0, c;
+
+	while ((c = getopt_long(argc, argv, "p:jvh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'p': dir = optarg; break;
+		case 'j': json = 1; break;
+		case 'v': ml_log_level = ML_DEBUG; break;
+		case 'h': usage_admin(stdout, cmd); return 0;
+		default: usage_admin(stderr, cmd); return 2;
+		}
+	}
+	if (!strcmp(cmd, "status"))
+		return ml_kernel_status(dir, json);
+	return ml_kernel_unload(dir);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage_main(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage_main(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		printf("mailless %s (libbpf %s)\n", ML_VERSION, libbpf_version_string());
+		return 0;
+	}
+	if (!strcmp(argv[1], "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "status") || !strcmp(argv[1], "unload"))
+		return cmd_admin(argc - 1, argv + 1, argv[1]);
+	err("unknown command '%s' (see: mailless --help)", argv[1]);
+	return 2;
+}

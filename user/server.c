@@ -1,0 +1,555 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * server.c - the controller's event loop, shared by both engines: listeners,
+ * accept, sessions indexed by fd, one timer heap, signals (SIGHUP reloads,
+ * SIGTERM/SIGINT stop), and the reply lines the controller writes itself.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "server.h"
+
+enum { TAG_LISTEN = 1, TAG_SESSION, TAG_SIGNAL, TAG_ENGINE };
+#define TAG(t, v)	(((uint64_t)(t) << 32) | (uint32_t)(v))
+#define ACCEPT_BATCH	64
+#define ACCEPT_PAUSE_MS	100
+
+uint64_t ml_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- reply lines ---------------------------------------------------------- */
+
+void ml_render(struct ml_config *cfg, const struct ml_opts *o)
+{
+	/* "%s" is the hostname: the first word after the code, always. */
+	static const char *const fmt[ML_OP__MAX] = {
+		[ML_OP_HELO]	 = "250 %s\r\n",
+		[ML_OP_OK]	 = "250 %s OK\r\n",
+		[ML_OP_REJECT]	 = "521 %s does not accept mail\r\n",
+		[ML_OP_NORCPT]	 = "554 %s no valid recipients\r\n",
+		[ML_OP_QUIT]	 = "221 %s closing connection\r\n",
+		[ML_OP_TOOLONG]	 = "500 %s line too long\r\n",
+		[ML_OP_FLOOD]	 = "421 %s no line end in 64 KiB, closing connection\r\n",
+		[ML_OP_TIMEOUT]	 = "421 %s idle timeout, closing connection\r\n",
+		[ML_OP_MAXTIME]	 = "421 %s session time limit, closing connection\r\n",
+		[ML_OP_BUSY]	 = "421 %s too many sessions, try again later\r\n",
+		[ML_OP_SHUTDOWN] = "421 %s shutting down, closing connection\r\n",
+	};
+	const char *greet = o->dialect == ML_DIALECT_RFC7504 ?
+		"521 %s does not accept mail\r\n" :
+		"220 %s ESMTP mailless: this host does not accept mail\r\n";
+	unsigned int op;
+
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->hostname, sizeof(cfg->hostname), "%s", o->hostname);
+	cfg->dialect = o->dialect;
+	for (op = ML_OP_GREET; op < ML_OP__MAX; op++) {
+		struct ml_reply *r = &cfg->replies[op];
+		int n = snprintf(r->text, sizeof(r->text),
+				 op == ML_OP_GREET ? greet : fmt[op], o->hostname);
+
+		/* hostname <= 253 and the longest text is ~50: always fits. */
+		r->len = n < (int)sizeof(r->text) ? n : (int)sizeof(r->text) - 1;
+	}
+}
+
+int ml_send_reply(struct ml_server *srv, struct ml_session *s, unsigned int op)
+{
+	const struct ml_reply *r = &srv->render.replies[op];
+	ssize_t n = send(s->fd, r->text, r->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+	return n == (ssize_t)r->len ? 0 : (n < 0 ? -errno : -EAGAIN);
+}
+
+/* ---- timers: a binary min-heap of session fds by deadline ----------------- */
+
+static int heap_less(struct ml_server *srv, int a, int b)
+{
+	return srv->sess[srv->heap[a]].deadline_ms < srv->sess[srv->heap[b]].deadline_ms;
+}
+
+static void heap_swap(struct ml_server *srv, int a, int b)
+{
+	int t = srv->heap[a];
+
+	srv->heap[a] = srv->heap[b];
+	srv->heap[b] = t;
+	srv->sess[srv->heap[a]].heap_idx = a;
+	srv->sess[srv->heap[b]].heap_idx = b;
+}
+
+static void heap_fix(struct ml_server *srv, int i)
+{
+	while (i > 0 && heap_less(srv, i, (i - 1) / 2)) {
+		heap_swap(srv, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+	for (;;) {
+		int l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < srv->nheap && heap_less(srv, l, m))
+			m = l;
+		if (r < srv->nheap && heap_less(srv, r, m))
+			m = r;
+		if (m == i)
+			break;
+		heap_swap(srv, i, m);
+		i = m;
+	}
+}
+
+static void heap_remove(struct ml_server *srv, struct ml_session *s)
+{
+	int i = s->heap_idx;
+
+	if (i < 0)
+		return;
+	s->heap_idx = -1;
+	if (--srv->nheap == i)
+		return;
+	srv->heap[i] = srv->heap[srv->nheap];
+	srv->sess[srv->heap[i]].heap_idx = i;
+	heap_fix(srv, i);
+}
+
+void ml_session_timer(struct ml_server *srv, struct ml_session *s, uint64_t when_ms)
+{
+	s->deadline_ms = when_ms;
+	if (s->heap_idx < 0) {
+		s->heap_idx = srv->nheap;
+		srv->heap[srv->nheap++] = s->fd;
+	}
+	heap_fix(srv, s->heap_idx);
+}
+
+/* ---- sessions ------------------------------------------------------------- */
+
+int ml_epoll_mod(struct ml_server *srv, int fd, uint32_t events, int add)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = TAG(TAG_SESSION, fd) };
+
+	return epoll_ctl(srv->epfd, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev);
+}
+
+static void resume_accept(struct ml_server *srv)
+{
+	int i;
+
+	if (!srv->accept_paused || srv->stopping)
+		return;
+	for (i = 0; i < srv->nlfd; i++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG(TAG_LISTEN, i) };
+
+		epoll_ctl(srv->epfd, EPOLL_CTL_MOD, srv->lfd[i], &ev);
+	}
+	srv->accept_paused = 0;
+}
+
+void ml_session_close(struct ml_server *srv, struct ml_session *s)
+{
+	if (s->state == ML_S_FREE)
+		return;
+	heap_remove(srv, s);
+	if (srv->eng->close)
+		srv->eng->close(srv, s);
+	free(s->obuf);
+	close(s->fd);	/* also leaves the epoll set */
+	s->obuf = NULL;
+	s->state = ML_S_FREE;
+	srv->nactive--;
+	resume_accept(srv);
+}
+
+/* Send a 421 the controller writes itself, then close. */
+static void close_with(struct ml_server *srv, struct ml_session *s, unsigned int op)
+{
+	ml_send_reply(srv, s, op);
+	ml_session_close(srv, s);
+}
+
+static uint64_t next_check(struct ml_server *srv, struct ml_session *s, uint64_t idle_ms)
+{
+	uint64_t now = ml_now_ms();
+	uint64_t idle_at = now + (uint64_t)srv->opts.timeout * 1000 - idle_ms;
+	uint64_t max_at = s->start_ms + (uint64_t)srv->opts.max_session_time * 1000;
+
+	return idle_at < max_at ? idle_at : max_at;
+}
+
+static void session_expired(struct ml_server *srv, struct ml_session *s)
+{
+	uint64_t now = ml_now_ms(), idle;
+
+	switch (s->state) {
+	case ML_S_ACTIVE:
+		if (now >= s->start_ms + (uint64_t)srv->opts.max_session_time * 1000) {
+			close_with(srv, s, ML_OP_MAXTIME);
+			return;
+		}
+		idle = srv->eng->idle_ms(srv, s);
+		if (idle >= (uint64_t)srv->opts.timeout * 1000) {
+			close_with(srv, s, ML_OP_TIMEOUT);
+			return;
+		}
+		ml_session_timer(srv, s, next_check(srv, s, idle));
+		return;
+	case ML_S_DRAIN:
+		if (now >= s->drain_until_ms) {
+			ml_session_close(srv, s);
+			return;
+		}
+		srv->eng->drain(srv, s);
+		return;
+	case ML_S_LINGER:
+		ml_session_close(srv, s);
+		return;
+	case ML_S_FREE:
+		return;
+	}
+}
+
+static void accept_ready(struct ml_server *srv, int li)
+{
+	static uint64_t last_warn;
+	int i, fd;
+
+	for (i = 0; i < ACCEPT_BATCH; i++) {
+		struct ml_session *s;
+
+		fd = accept4(srv->lfd[li], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* Never spin: stop polling the listeners until a
+				 * session closes or a short pause ends. */
+				uint64_t now = ml_now_ms();
+				int j;
+
+				if (now - last_warn > 10000) {
+					warn("cannot accept: %s; pausing accepts (raise "
+					     "LimitNOFILE / RLIMIT_NOFILE or lower max-sessions)",
+					     strerror(errno));
+					last_warn = now;
+				}
+				for (j = 0; j < srv->nlfd; j++) {
+					struct epoll_event ev = { .events = 0,
+						.data.u64 = TAG(TAG_LISTEN, j) };
+
+					epoll_ctl(srv->epfd, EPOLL_CTL_MOD, srv->lfd[j], &ev);
+				}
+				srv->accept_paused = now + ACCEPT_PAUSE_MS;
+				return;
+			}
+			continue;	/* ECONNABORTED and friends: next one */
+		}
+		if (fd >= srv->nsess_max) {	/* cannot happen under the rlimit */
+			close(fd);
+			continue;
+		}
+		s = &srv->sess[fd];
+		memset(s, 0, sizeof(*s));
+		s->fd = fd;
+		s->heap_idx = -1;
+		s->state = ML_S_ACTIVE;
+		s->start_ms = s->last_rx_ms = ml_now_ms();
+		srv->nactive++;
+		if (srv->nactive > srv->opts.max_sessions) {
+			close_with(srv, s, ML_OP_BUSY);
+			continue;
+		}
+		if (srv->eng->open(srv, s)) {
+			ml_session_close(srv, s);
+			continue;
+		}
+		if (s->state == ML_S_ACTIVE && s->heap_idx < 0)
+			ml_session_timer(srv, s, next_check(srv, s, 0));
+	}
+}
+
+/* ---- listeners ------------------------------------------------------------ */
+
+static int open_listener(const struct ml_listen *l)
+{
+	int fd, one = 1, zero = 0;
+	int fam = l->ss.ss_family;
+
+	fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		err("socket for %s: %s", l->text, strerror(errno));
+		return -errno;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (fam == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)&l->ss;
+		int any = IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
+
+		/* [::] serves IPv4 too; a specific IPv6 address only itself. */
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, any ? &zero : &one, sizeof(int));
+	}
+	if (bind(fd, (const struct sockaddr *)&l->ss, l->len)) {
+		int e = errno;
+
+		if (e == EADDRINUSE)
+			err("cannot listen on %s: the port is in use by another program "
+			    "(see: ss -ltnp)", l->text);
+		else if (e == EACCES)
+			err("cannot listen on %s: %s (run as root or grant "
+			    "CAP_NET_BIND_SERVICE)", l->text, strerror(e));
+		else if (e == EADDRNOTAVAIL)
+			err("cannot listen on %s: the address is not on this host", l->text);
+		else
+			err("cannot listen on %s: %s", l->text, strerror(e));
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+static void raise_nofile(struct ml_server *srv)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	getrlimit(RLIMIT_NOFILE, &rl);
+	srv->nsess_max = rl.rlim_cur > (1u << 22) ? (1 << 22) : (int)rl.rlim_cur;
+	if ((unsigned int)srv->nsess_max < srv->opts.max_sessions + 64)
+		warn("RLIMIT_NOFILE is %d, below max-sessions %u: sessions past the "
+		     "limit will wait (raise LimitNOFILE in the systemd unit)",
+		     srv->nsess_max, srv->opts.max_sessions);
+}
+
+/* ---- signals -------------------------------------------------------------- */
+
+static void reload(struct ml_server *srv)
+{
+	struct ml_opts n;
+
+	ml_opts_defaults(&n);
+	memcpy(n.conf_path, srv->opts.conf_path, sizeof(n.conf_path));
+	n.conf_required = srv->opts.conf_required;
+	if (ml_opts_load(&n, srv->cli, srv->ncli)) {
+		err("reload failed, keeping the running configuration");
+		return;
+	}
+	if (n.nlisten != srv->opts.nlisten ||
+	    memcmp(n.listen, srv->opts.listen, sizeof(n.listen)) ||
+	    n.engine != srv->opts.engine || strcmp(n.pin_dir, srv->opts.pin_dir))
+		warn("reload: listen, engine and pin-dir changes apply after a restart");
+	memcpy(srv->opts.hostname, n.hostname, sizeof(n.hostname));
+	srv->opts.dialect = n.dialect;
+	srv->opts.timeout = n.timeout;
+	srv->opts.max_session_time = n.max_session_time;
+	srv->opts.max_sessions = n.max_sessions;
+	ml_render(&srv->render, &srv->opts);
+	if (srv->eng->reconfigure && srv->eng->reconfigure(srv)) {
+		err("reload: could not publish the configuration to the kernel");
+		return;
+	}
+	info("reloaded: hostname %s, dialect %s, timeout %us",
+	     srv->opts.hostname, ml_dialect_name(srv->opts.dialect), srv->opts.timeout);
+}
+
+static void stop(struct ml_server *srv)
+{
+	int i;
+
+	srv->stopping = 1;
+	for (i = 0; i < srv->nlfd; i++)
+		close(srv->lfd[i]);
+	srv->nlfd = 0;
+	for (i = 0; i < srv->nsess_max; i++) {
+		struct ml_session *s = &srv->sess[i];
+
+		if (s->state == ML_S_ACTIVE)
+			close_with(srv, s, ML_OP_SHUTDOWN);
+		else if (s->state != ML_S_FREE)
+			ml_session_close(srv, s);
+	}
+}
+
+/* ---- the loop ------------------------------------------------------------- */
+
+int ml_serve(struct ml_opts *o, const struct ml_cli_set *cli, int ncli)
+{
+	struct ml_server *srv;
+	struct epoll_event evs[256];
+	sigset_t mask;
+	char addrs[ML_LISTEN_MAX * 66] = "";
+	int i, ret = -1, efd = -1;
+
+	srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return -ENOMEM;
+	srv->opts = *o;
+	srv->cli = cli;
+	srv->ncli = ncli;
+	srv->epfd = srv->sigfd = -1;
+	ml_render(&srv->render, &srv->opts);
+	raise_nofile(srv);
+	srv->sess = calloc(srv->nsess_max, sizeof(*srv->sess));
+	srv->heap = calloc(srv->nsess_max, sizeof(*srv->heap));
+	if (!srv->sess || !srv->heap) {
+		err("out of memory for %d sessions", srv->nsess_max);
+		goto out;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	srv->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (srv->sigfd < 0 || srv->epfd < 0) {
+		err("signalfd/epoll: %s", strerror(errno));
+		goto out;
+	}
+
+	/* Bind first, load and attach the engine, and only then listen: no
+	 * connection may arrive before the kernel path is ready for it. */
+	for (i = 0; i < srv->opts.nlisten; i++) {
+		int fd = open_listener(&srv->opts.listen[i]);
+
+		if (fd < 0)
+			goto out;
+		srv->lfd[srv->nlfd++] = fd;
+	}
+	if (srv->opts.engine != ML_ENGINE_USER) {
+		int e = ml_kernel_init(srv);
+
+		if (e) {
+			if (srv->opts.engine == ML_ENGINE_KERNEL) {
+				err("the kernel engine could not start (see above); "
+				    "--engine user serves without BPF");
+				goto out;
+			}
+			warn("falling back to the user engine (see above for why "
+			     "the kernel engine could not start)");
+		}
+	}
+	if (!srv->eng)
+		srv->eng = &ml_user_engine;
+
+	for (i = 0; i < srv->nlfd; i++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG(TAG_LISTEN, i) };
+
+		if (listen(srv->lfd[i], 4096) ||
+		    epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->lfd[i], &ev)) {
+			err("listen on %s: %s", srv->opts.listen[i].text, strerror(errno));
+			goto out;
+		}
+		snprintf(addrs + strlen(addrs), sizeof(addrs) - strlen(addrs), "%s%s",
+			 i ? " " : "", srv->opts.listen[i].text);
+	}
+	{
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG(TAG_SIGNAL, 0) };
+
+		epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->sigfd, &ev);
+	}
+	if (srv->eng->poll_fd && (efd = srv->eng->poll_fd(srv)) >= 0) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG(TAG_ENGINE, 0) };
+
+		epoll_ctl(srv->epfd, EPOLL_CTL_ADD, efd, &ev);
+	}
+	info("ready: engine %s, dialect %s, hostname %s, listening on %s",
+	     srv->eng->name, ml_dialect_name(srv->opts.dialect), srv->opts.hostname, addrs);
+
+	while (!srv->stopping) {
+		int n, timeout = -1;
+		uint64_t now = ml_now_ms();
+
+		if (srv->nheap) {
+			uint64_t d = srv->sess[srv->heap[0]].deadline_ms;
+
+			timeout = d <= now ? 0 : (d - now > 60000 ? 60000 : (int)(d - now));
+		}
+		if (srv->accept_paused) {
+			int t = srv->accept_paused > now ?
+				(int)(srv->accept_paused - now) : 0;
+
+			if (timeout < 0 || t < timeout)
+				timeout = t;
+		}
+		n = epoll_wait(srv->epfd, evs, 256, timeout);
+		if (n < 0 && errno != EINTR) {
+			err("epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			uint64_t d = evs[i].data.u64;
+			uint32_t v = (uint32_t)d;
+
+			switch (d >> 32) {
+			case TAG_LISTEN:
+				if (!srv->stopping && (int)v < srv->nlfd)
+					accept_ready(srv, v);
+				break;
+			case TAG_SESSION:
+				if (srv->sess[v].state != ML_S_FREE)
+					srv->eng->io(srv, &srv->sess[v], evs[i].events);
+				break;
+			case TAG_ENGINE:
+				srv->eng->poll(srv);
+				break;
+			case TAG_SIGNAL: {
+				struct signalfd_siginfo si;
+
+				while (read(srv->sigfd, &si, sizeof(si)) == sizeof(si)) {
+					if (si.ssi_signo == SIGHUP) {
+						reload(srv);
+					} else {
+						info("signal %u: stopping", si.ssi_signo);
+						stop(srv);
+					}
+				}
+				break;
+			}
+			}
+		}
+		now = ml_now_ms();
+		while (srv->nheap && srv->sess[srv->heap[0]].deadline_ms <= now) {
+			struct ml_session *s = &srv->sess[srv->heap[0]];
+
+			heap_remove(srv, s);
+			session_expired(srv, s);
+		}
+		if (srv->accept_paused && srv->accept_paused <= now)
+			resume_accept(srv);
+	}
+	ret = 0;
+out:
+	if (!srv->stopping)
+		stop(srv);
+	if (srv->eng && srv->eng->shutdown)
+		srv->eng->shutdown(srv);
+	if (srv->epfd >= 0)
+		close(srv->epfd);
+	if (srv->sigfd >= 0)
+		close(srv->sigfd);
+	free(srv->sess);
+	free(srv->heap);
+	free(srv);
+	return ret;
+}

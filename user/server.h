@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef ML_SERVER_H
+#define ML_SERVER_H
+
+#include <stdint.h>
+#include <linux/types.h>
+
+#include "config.h"
+#include "mailless.h"
+
+enum ml_sess_state {
+	ML_S_FREE = 0,
+	ML_S_ACTIVE,		/* in dialogue */
+	ML_S_DRAIN,		/* closing reply emitted: close once it left */
+	ML_S_LINGER,		/* user engine: FIN sent, discarding input */
+};
+
+struct ml_session {
+	int fd;
+	enum ml_sess_state state;
+	uint64_t cookie;		/* kernel engine */
+	uint64_t start_ms;
+	uint64_t last_rx_ms;		/* user engine: last byte received */
+	uint64_t deadline_ms;		/* when the timer looks at it next */
+	uint64_t drain_until_ms;	/* give up waiting for the drain then */
+	uint64_t drain_bytes;		/* kernel: close once this much is queued */
+	unsigned int drain_wait_ms;	/* backoff between drain checks */
+	int heap_idx;			/* position in the timer heap, -1 if none */
+	/* user engine */
+	struct ml_parser parser;
+	char *obuf;
+	uint32_t olen, ooff, ocap;
+	int closing;			/* a closing reply is in obuf */
+	int rx_paused;			/* output backlog: stopped reading */
+};
+
+struct ml_server;
+
+/* What differs between the kernel and the user engine. */
+struct ml_engine_ops {
+	const char *name;
+	/* A new session: greet it and arm what the engine needs. */
+	int (*open)(struct ml_server *srv, struct ml_session *s);
+	/* epoll event on the session's socket. */
+	void (*io)(struct ml_server *srv, struct ml_session *s, uint32_t events);
+	/* Milliseconds since the client last sent a byte. */
+	uint64_t (*idle_ms)(struct ml_server *srv, struct ml_session *s);
+	/* Timer fired while draining: close when everything left. */
+	void (*drain)(struct ml_server *srv, struct ml_session *s);
+	/* Extra fd to poll (ring buffer), or -1, and its handler. */
+	int (*poll_fd)(struct ml_server *srv);
+	void (*poll)(struct ml_server *srv);
+	/* The configuration changed: publish it. */
+	int (*reconfigure)(struct ml_server *srv);
+	void (*close)(struct ml_server *srv, struct ml_session *s);
+	void (*shutdown)(struct ml_server *srv);
+};
+
+struct ml_server {
+	struct ml_opts opts;
+	const struct ml_cli_set *cli;
+	int ncli;
+	const struct ml_engine_ops *eng;
+	void *eng_priv;
+	struct ml_config render;	/* replies rendered from opts */
+	int epfd, sigfd, timerfd;
+	int lfd[ML_LISTEN_MAX];
+	int nlfd;
+	uint64_t accept_paused;		/* out of descriptors: resume then (ms) */
+	struct ml_session *sess;	/* indexed by fd */
+	int nsess_max;			/* size of sess[] (RLIMIT_NOFILE) */
+	unsigned int nactive;
+	int *heap;			/* fds ordered by deadline_ms */
+	int nheap;
+	int stopping;
+};
+
+uint64_t ml_now_ms(void);
+/* Render every reply line of o into cfg (hostname, dialect, texts). */
+void ml_render(struct ml_config *cfg, const struct ml_opts *o);
+int ml_serve(struct ml_opts *o, const struct ml_cli_set *cli, int ncli);
+
+/* For the engines. */
+void ml_session_close(struct ml_server *srv, struct ml_session *s);
+void ml_session_timer(struct ml_server *srv, struct ml_session *s, uint64_t when_ms);
+/* Send a reply line the controller itself writes (greeting, 421s). */
+int ml_send_reply(struct ml_server *srv, struct ml_session *s, unsigned int op);
+int ml_epoll_mod(struct ml_server *srv, int fd, uint32_t events, int add);
+
+extern const struct ml_engine_ops ml_kernel_engine;
+extern const struct ml_engine_ops ml_user_engine;
+/* Load the kernel engine; returns a negative errno and says why on failure. */
+int ml_kernel_init(struct ml_server *srv);
+int ml_kernel_status(const char *pin_dir, int json);
+int ml_kernel_unload(const char *pin_dir);
+
+#endif

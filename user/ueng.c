@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ueng.c - the user engine: the same dialogue (include/proto.h) answered from
+ * the epoll loop, for hosts without BPF, and the oracle the differential test
+ * compares the kernel engine with.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proto.h"
+#include "server.h"
+
+#define RX_CHUNK	16384
+#define OBUF_PAUSE	65536	/* stop reading while this much is unsent */
+#define LINGER_MS	2000	/* after the closing reply: wait for the FIN */
+
+static int u_open(struct ml_server *srv, struct ml_session *s)
+{
+	ml_parser_init(&s->parser);
+	if (ml_epoll_mod(srv, s->fd, EPOLLIN | EPOLLRDHUP, 1))
+		return -errno;
+	ml_send_reply(srv, s, ML_OP_GREET);
+	return 0;
+}
+
+static int obuf_put(struct ml_session *s, const struct ml_reply *r)
+{
+	if (s->olen + r->len > s->ocap) {
+		uint32_t cap = s->ocap ? s->ocap * 2 : 1024;
+		char *p;
+
+		while (cap < s->olen + r->len)
+			cap *= 2;
+		p = realloc(s->obuf, cap);
+		if (!p)
+			return -ENOMEM;
+		s->obuf = p;
+		s->ocap = cap;
+	}
+	memcpy(s->obuf + s->olen, r->text, r->len);
+	s->olen += r->len;
+	return 0;
+}
+
+/* Write what is pending; returns 1 when all of it left. */
+static int flush(struct ml_session *s)
+{
+	while (s->ooff < s->olen) {
+		ssize_t n = send(s->fd, s->obuf + s->ooff, s->olen - s->ooff,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0)
+			return errno == EAGAIN ? 0 : -1;
+		s->ooff += n;
+	}
+	s->ooff = s->olen = 0;
+	return 1;
+}
+
+/* The closing reply left: send FIN, then read and discard until the client
+ * closes too (closing with unread input would reset the connection). */
+static void linger(struct ml_server *srv, struct ml_session *s)
+{
+	shutdown(s->fd, SHUT_WR);
+	s->state = ML_S_LINGER;
+	ml_epoll_mod(srv, s->fd, EPOLLIN | EPOLLRDHUP, 0);
+	ml_session_timer(srv, s, ml_now_ms() + LINGER_MS);
+}
+
+static void after_output(struct ml_server *srv, struct ml_session *s)
+{
+	int done = flush(s);
+
+	if (done < 0) {
+		ml_session_close(srv, s);
+		return;
+	}
+	if (done && s->closing) {
+		linger(srv, s);
+		return;
+	}
+	/* Backpressure: a client that sends without reading gets no more of
+	 * our memory; stop reading until its replies have left. */
+	s->rx_paused = s->olen - s->ooff > OBUF_PAUSE;
+	ml_epoll_mod(srv, s->fd, (s->rx_paused || s->closing ? 0 : EPOLLIN | EPOLLRDHUP) |
+		     (done ? 0 : EPOLLOUT), 0);
+}
+
+static void u_io(struct ml_server *srv, struct ml_session *s, uint32_t events)
+{
+	char buf[RX_CHUNK];
+	ssize_t n;
+	int i;
+
+	if (s->state == ML_S_LINGER) {
+		while ((n = recv(s->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+			;
+		if (n == 0 || (n < 0 && errno != EAGAIN) || (events & (EPOLLHUP | EPOLLERR)))
+			ml_session_close(srv, s);
+		return;
+	}
+	if ((events & EPOLLIN) && !s->rx_paused && !s->closing) {
+		n = recv(s->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			/* Client closed: whatever we owe it goes out, as far as
+			 * the socket takes it without waiting. */
+			flush(s);
+			ml_session_close(srv, s);
+			return;
+		}
+		if (n > 0)
+			s->last_rx_ms = ml_now_ms();
+		for (i = 0; i < n; i++) {
+			uint32_t verb = ml_feed(&s->parser, (uint8_t)buf[i]), op;
+
+			if (verb == ML_V_NONE)
+				continue;
+			op = ml_reply_op(srv->render.dialect, verb);
+			if (obuf_put(s, &srv->render.replies[op])) {
+				ml_session_close(srv, s);
+				return;
+			}
+			if (ml_op_closes(op)) {
+				s->closing = 1;
+				break;
+			}
+		}
+	} else if (events & (EPOLLHUP | EPOLLERR)) {
+		ml_session_close(srv, s);
+		return;
+	}
+	after_output(srv, s);
+}
+
+static uint64_t u_idle_ms(struct ml_server *srv, struct ml_session *s)
+{
+	(void)srv;
+	return ml_now_ms() - s->last_rx_ms;
+}
+
+static void u_drain(struct ml_server *srv, struct ml_session *s)
+{
+	ml_session_close(srv, s);
+}
+
+const struct ml_engine_ops ml_user_engine = {
+	.name = "user",
+	.open = u_open,
+	.io = u_io,
+	.idle_ms = u_idle_ms,
+	.drain = u_drain,
+};
