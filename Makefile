@@ -95,3 +95,11 @@ clean:
 	rm -rf $(OUT) mailless
 
 -include $(wildcard $(OUT)/*.d $(OUT)/user/*.d $(OUT)/tests/*.d)
+
+# Test programs (C): built by `make test`, also copied into the 6.1 VM.
+TEST_BINS := $(OUT)/tests/wirecheck
+.PHONY: tests-build
+tests-build: $(TEST_BINS)
+$(OUT)/tests/%: tests/c/%.c | $(OUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Wno-missing-field-initializers $< -o $@

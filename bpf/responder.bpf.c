@@ -351,17 +351,18 @@ static __always_inline int put_reply(struct expand *ex, const struct ml_config *
 	if (op >= ML_OP__MAX)
 		return -1;
 	for (j = 0; j < ML_REPLY_MAX; j++) {
-		__u32 p = pos + j;
+		__u64 p = (__u64)pos + j;
 		__u8 *d;
 
 		if (j >= n)
 			break;
-		/* Bound the offset itself, then hide it from clang, so that
-		 * the pointer is data + (bounded p): the verifier's packet
-		 * range needs umax + 1 <= MAX_PACKET_OFF. */
+		/* Hide p from clang first, then bound that very register: a
+		 * copy bounded before the barrier is not related to the one
+		 * added to the pointer on 6.1. The range check needs
+		 * umax + 1 <= MAX_PACKET_OFF. */
+		asm volatile("" : "+r"(p));
 		if (p >= 0xffff)
 			return -1;
-		asm volatile("" : "+r"(p));
 		d = data + p;
 		if (d + 1 > end)
 			return -1;

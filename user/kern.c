@@ -285,7 +285,7 @@ static int k_open(struct ml_server *srv, struct ml_session *s)
 {
 	struct kpriv *k = srv->eng_priv;
 	socklen_t len = sizeof(s->cookie);
-	int r;
+	int r, one = 1;
 
 	if (getsockopt(s->fd, SOL_SOCKET, SO_COOKIE, &s->cookie, &len))
 		return -errno;
@@ -299,6 +299,12 @@ static int k_open(struct ml_server *srv, struct ml_session *s)
 	r = ml_send_reply(srv, s, ML_OP_GREET);
 	if (r && r != -EACCES)
 		dbg("greeting fd %d: %s", s->fd, strerror(-r));
+	/* Bytes that arrived before accept() sit in the receive queue: the
+	 * psock's data_ready ignored them while the socket had no file
+	 * (DESIGN.md fact 7). Setting SO_RCVLOWAT runs tcp_data_ready(), which
+	 * hands them to the verdict program now, after the greeting. */
+	if (setsockopt(s->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one)))
+		return -errno;
 	return 0;
 }
 

@@ -415,6 +415,11 @@ int ml_serve(struct ml_opts *o, const struct ml_cli_set *cli, int ncli)
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* A signal ignored at exec (background jobs of some shells, service
+	 * wrappers) would be discarded even while blocked: take them back. */
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGTERM);

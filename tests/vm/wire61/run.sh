@@ -1,0 +1,74 @@
+#!/bin/sh
+# Payload for tests/vm/boot61.sh: the kernel engine on Debian 12's 6.1 kernel.
+# The BPF objects must pass the 6.1 verifier, and the wire must be byte-exact
+# over IPv4 and IPv6, both dialects, two instances in two namespaces at once.
+# /payload holds mailless and wirecheck (copied by t_kernel61.sh).
+set -u
+fail=0
+say() { echo "wire61: $*"; }
+
+case $(uname -r) in 6.1.*) ;; *) say "not a 6.1 kernel: $(uname -r)"; exit 1;; esac
+
+mkdir -p /run/netns
+setup() {	# NS CLIENT_NS
+    ip netns add "$1"; ip netns add "$2"
+    ip link add "v$1" type veth peer name "v$2"
+    ip link set "v$1" netns "$1"; ip link set "v$2" netns "$2"
+    nsenter --net=/run/netns/"$1" ip addr add 10.61.0.1/24 dev "v$1"
+    nsenter --net=/run/netns/"$1" ip addr add fd00:61::1/64 dev "v$1" nodad
+    nsenter --net=/run/netns/"$2" ip addr add 10.61.0.2/24 dev "v$2"
+    nsenter --net=/run/netns/"$2" ip addr add fd00:61::2/64 dev "v$2" nodad
+    for n in "$1" "$2"; do
+        nsenter --net=/run/netns/"$n" ip link set lo up
+    done
+    nsenter --net=/run/netns/"$1" ip link set "v$1" up
+    nsenter --net=/run/netns/"$2" ip link set "v$2" up
+}
+
+start() {	# NS DIALECT NAME -> sets PID
+    # Full path: "nsenter" is a shell function here (tests/vm/README.md), and
+    # a function in the background would make $! a subshell, not mailless.
+    /usr/bin/nsenter --net=/run/netns/"$1" /payload/mailless run -l 10.61.0.1:25 -l '[fd00:61::1]:25' \
+        -H "$3" -d "$2" --engine kernel --pin-dir /sys/fs/bpf/"$1" >/tmp/"$1".log 2>&1 &
+    PID=$!
+    i=0
+    while ! grep -q 'mailless: ready' /tmp/"$1".log; do
+        i=$((i + 1))
+        if [ $i -gt 100 ] || ! kill -0 $PID 2>/dev/null; then
+            say "$1 did not start:"; cat /tmp/"$1".log; fail=1; return 1
+        fi
+        sleep 0.1
+    done
+}
+
+check() {	# CLIENT_NS ADDR NAME DIALECT
+    if nsenter --net=/run/netns/"$1" /payload/wirecheck "$2" 25 "$3" "$4"; then
+        say "ok $3 $2"
+    else
+        say "FAILED $3 $2"; fail=1
+    fi
+}
+
+setup sa ca
+setup sb cb
+start sa rcpt a.mx.test && PA=$PID
+start sb rfc7504 b.mx.test && PB=$PID
+# Both instances share this cgroup, the port and the addresses: each must
+# answer only its own namespace's sessions.
+check ca 10.61.0.1 a.mx.test rcpt
+check cb 10.61.0.1 b.mx.test rfc7504
+check ca fd00:61::1 a.mx.test rcpt
+check cb fd00:61::1 b.mx.test rfc7504
+for p in ${PA:-} ${PB:-}; do
+    kill -TERM $p
+    i=0
+    while kill -0 $p 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -0 $p 2>/dev/null && { say "pid $p ignored SIGTERM"; grep Sig /proc/$p/status; fail=1; }
+done
+for f in /tmp/sa.log /tmp/sb.log; do
+    grep -q 'Error' $f && { say "error in $f:"; cat $f; fail=1; }
+done
+left=$(ls /sys/fs/bpf)
+[ -z "$left" ] || { say "left pinned: $left"; ls -laR /sys/fs/bpf; cat /tmp/sa.log /tmp/sb.log; fail=1; }
+[ $fail = 0 ] && say "all ok"
+exit $fail
