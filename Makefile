@@ -91,13 +91,16 @@ test: deps-test
 	$(MAKE) mailless tests-build
 	bash tests/run.sh
 
+unit: $(OUT)/tests/unit_proto
+	$(OUT)/tests/unit_proto
+
 clean:
 	rm -rf $(OUT) mailless
 
 -include $(wildcard $(OUT)/*.d $(OUT)/user/*.d $(OUT)/tests/*.d)
 
 # Test programs (C): built by `make test`, also copied into the 6.1 VM.
-TEST_BINS := $(OUT)/tests/wirecheck
+TEST_BINS := $(OUT)/tests/wirecheck $(OUT)/tests/unit_proto
 .PHONY: tests-build
 tests-build: $(TEST_BINS)
 $(OUT)/tests/%: tests/c/%.c | $(OUT)/tests

@@ -126,14 +126,29 @@ struct {
 		(f)->rport = rp_;					\
 	} while (0)
 
-static __always_inline const struct ml_config *active_config(void)
+static __always_inline __u32 active_slot(void)
 {
-	__u32 zero = 0, slot = 0;
+	__u32 zero = 0;
 	struct ml_control *ctl = bpf_map_lookup_elem(&control, &zero);
 
-	if (ctl)
-		slot = ctl->active & 1;
+	return ctl ? (ctl->active & 1) : 0;
+}
+
+static __always_inline const struct ml_config *active_config(void)
+{
+	__u32 slot = active_slot();
+
 	return bpf_map_lookup_elem(&config, &slot);
+}
+
+static __always_inline __u32 reply_len(const struct ml_config *cfg, __u32 op)
+{
+	__u32 n;
+
+	if (op >= ML_OP__MAX)
+		return 0;
+	n = cfg->replies[op].len;
+	return n <= ML_REPLY_MAX ? n : ML_REPLY_MAX;
 }
 
 /* ---- sock_ops: admission and cleanup ------------------------------------ */
@@ -190,6 +205,8 @@ int ml_sockops(struct bpf_sock_ops *skops)
 /* ---- sk_skb verdict: framing and classification ------------------------- */
 
 #define CHUNK 64
+/* Reply octets one segment may produce (see scan_byte). */
+#define SEG_TEXT_MAX (60 * 1024)
 
 /*
  * The loop state. The parser lives in the session's map value, reached
@@ -202,6 +219,8 @@ struct scan {
 	struct ml_sock *s;
 	__u32 len;		/* skb length */
 	__u32 nops;		/* opcodes written at the front */
+	__u32 text;		/* octets those opcodes and their text take */
+	__u32 slot;		/* config slot the lengths come from */
 	__u32 dialect;
 	__u32 closing;
 	__u8 first_op;
@@ -211,6 +230,7 @@ struct scan {
 static long scan_byte(__u64 index, void *data)
 {
 	struct scan *sc = data;
+	const struct ml_config *cfg;
 	__u32 i = index, n, verb;
 	__u8 op;
 
@@ -229,6 +249,19 @@ static long scan_byte(__u64 index, void *data)
 		return 0;
 
 	op = ml_reply_op(sc->dialect, verb);
+	/* sk_msg expands one segment's replies in one pass, and packet
+	 * offsets stop at 64 KiB: past SEG_TEXT_MAX the session ends with a
+	 * 421 instead of losing replies (README "Requirements and limits"). */
+	cfg = bpf_map_lookup_elem(&config, &sc->slot);
+	if (cfg) {
+		/* +1: the opcode octets share the pass's 64 KiB window. */
+		__u32 need = reply_len(cfg, op) + 1 + reply_len(cfg, ML_OP_GREET) +
+			     reply_len(cfg, ML_OP_PIPELINE) + 1;
+
+		if (sc->text + need > SEG_TEXT_MAX)
+			op = ML_OP_PIPELINE;
+		sc->text += reply_len(cfg, op) + 1;
+	}
 	/* Opcode k goes to offset k, never past the line end that produced
 	 * it: bytes not yet read are never overwritten. */
 	if (bpf_skb_store_bytes(sc->skb, sc->nops, &op, 1, 0))
@@ -292,6 +325,7 @@ int ml_verdict(struct __sk_buff *skb)
 	sc.s = s;
 	sc.len = len;
 	sc.dialect = cfg->dialect;
+	sc.slot = active_slot();
 	bpf_loop(len, scan_byte, &sc, 0);
 
 	if (sc.closing)
@@ -329,16 +363,6 @@ struct expand {
 	__u32 pos;		/* next text byte to write */
 	__u32 last_op;
 };
-
-static __always_inline __u32 reply_len(const struct ml_config *cfg, __u32 op)
-{
-	__u32 n;
-
-	if (op >= ML_OP__MAX)
-		return 0;
-	n = cfg->replies[op].len;
-	return n <= ML_REPLY_MAX ? n : ML_REPLY_MAX;
-}
 
 /* Copy one reply into the message at ex->pos. */
 static __always_inline int put_reply(struct expand *ex, const struct ml_config *cfg,
@@ -431,8 +455,7 @@ int ml_msg(struct sk_msg_md *msg)
 	struct ml_event *ev;
 	struct count c = {};
 	struct expand ex = {};
-	__u32 zero = 0, size = msg->size, first;
-	struct ml_control *ctl;
+	__u32 size = msg->size, first;
 	__u8 *d, *end;
 
 	ML_FLOW_FROM(msg, &f);
@@ -460,8 +483,7 @@ int ml_msg(struct sk_msg_md *msg)
 		return SK_PASS;
 	}
 
-	ctl = bpf_map_lookup_elem(&control, &zero);
-	c.slot = ctl ? (ctl->active & 1) : 0;
+	c.slot = active_slot();
 	c.msg = msg;
 	bpf_loop(size, count_op, &c, 0);
 

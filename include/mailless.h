@@ -36,6 +36,7 @@ enum ml_op {
 	ML_OP_QUIT,		/* 221, then close */
 	ML_OP_TOOLONG,		/* 500 line too long */
 	ML_OP_FLOOD,		/* 421 no line end in 64 KiB, then close */
+	ML_OP_PIPELINE,		/* 421 one segment wants over 60 KiB of replies */
 	/* Sent by the controller itself, never by the kernel: */
 	ML_OP_TIMEOUT,		/* 421 idle timeout */
 	ML_OP_MAXTIME,		/* 421 session time limit */

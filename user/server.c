@@ -47,6 +47,7 @@ void ml_render(struct ml_config *cfg, const struct ml_opts *o)
 		[ML_OP_QUIT]	 = "221 %s closing connection\r\n",
 		[ML_OP_TOOLONG]	 = "500 %s line too long\r\n",
 		[ML_OP_FLOOD]	 = "421 %s no line end in 64 KiB, closing connection\r\n",
+		[ML_OP_PIPELINE] = "421 %s too many pipelined commands, closing connection\r\n",
 		[ML_OP_TIMEOUT]	 = "421 %s idle timeout, closing connection\r\n",
 		[ML_OP_MAXTIME]	 = "421 %s session time limit, closing connection\r\n",
 		[ML_OP_BUSY]	 = "421 %s too many sessions, try again later\r\n",
