@@ -163,6 +163,25 @@ static int own_cgroup(char *path, size_t len)
 	return 0;
 }
 
+/* Is capability cap in our effective set? (/proc/self/status CapEff) */
+static int has_cap(int cap)
+{
+	char line[256];
+	unsigned long long eff = 0;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return 1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &eff) == 1)
+			break;
+	fclose(f);
+	return (eff >> cap) & 1;
+}
+
+/* Say why the kernel engine cannot run here, as precisely as we can tell:
+ * a missing capability, kernel lockdown, a verifier rejection, a missing
+ * kernel feature. */
 static void explain(const char *what, int e)
 {
 	char lock[256] = "";
@@ -174,10 +193,22 @@ static void explain(const char *what, int e)
 		fclose(f);
 		lock[strcspn(lock, "\n")] = 0;
 	}
-	if (e == EPERM || e == EACCES)
-		err("%s: %s: needs root with CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN%s%s",
-		    what, strerror(e), lock[0] ? "; kernel lockdown: " : "", lock);
-	else if (e == EINVAL || e == ENOTSUP || e == E2BIG || e == ENOENT)
+	if ((e == EPERM || e == EACCES) && !has_cap(39 /* CAP_BPF */) &&
+	    !has_cap(21 /* CAP_SYS_ADMIN */))
+		err("%s: %s: missing capability CAP_BPF (and CAP_NET_ADMIN, CAP_SYS_ADMIN "
+		    "for the cgroup attachment); run as root", what, strerror(e));
+	else if (e == EPERM && strstr(lock, "[confidentiality]"))
+		err("%s: %s: kernel lockdown is in confidentiality mode (%s)", what,
+		    strerror(e), lock);
+	else if (e == EPERM)
+		err("%s: %s: the kernel refused although we hold the capabilities "
+		    "(lockdown: %s; a seccomp filter or an LSM may forbid bpf())",
+		    what, strerror(e), lock[0] ? lock : "none");
+	else if (e == EACCES)
+		err("%s: %s: the kernel's verifier rejected a program (run with -v "
+		    "for its log); this kernel differs from the tested 6.1 and 6.18",
+		    what, strerror(e));
+	else if (e == EINVAL || e == ENOTSUP || e == E2BIG || e == ENOENT || e == ESRCH)
 		err("%s: %s: the kernel lacks a feature mailless needs (sockhash, "
 		    "sk_skb verdict, sk_msg, bpf_loop, ring buffer: Linux 6.1 or newer)",
 		    what, strerror(e));
@@ -540,7 +571,9 @@ int ml_kernel_init(struct ml_server *srv)
 	__u32 zero = 0, entries;
 	int cgfd = -1, e, mfd;
 
-	ml_log_libbpf(0);
+	/* With --engine auto a failure is expected on some hosts: libbpf's
+	 * own messages only with -v; ours say why. */
+	ml_log_libbpf(srv->opts.engine == ML_ENGINE_AUTO && ml_log_level < ML_DEBUG);
 	if ((e = ensure_bpffs()))
 		return e;
 	if (getsockopt(srv->lfd[0], SOL_SOCKET, SO_NETNS_COOKIE, &netns, &len)) {
@@ -594,7 +627,7 @@ int ml_kernel_init(struct ml_server *srv)
 	bpf_map__set_max_entries(skel->maps.sessions, entries);
 	if (responder__load(skel)) {
 		e = -errno;
-		explain("loading the BPF programs (run with -v for the verifier log)", errno);
+		explain("loading the BPF programs", errno);
 		goto fail;
 	}
 	if ((e = publish_config(k, &srv->render, 0)) || (e = fill_listeners(srv, k))) {
