@@ -76,6 +76,22 @@ struct {
 } info SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ml_stats);
+} stats SEC(".maps");
+
+/* The controller's counters (close reasons, gauges; everything in the user
+ * engine), written whole by the controller alone. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ml_stats);
+} stats_ctl SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);
 } events SEC(".maps");
@@ -125,6 +141,29 @@ struct {
 		(f)->lport = lp_;					\
 		(f)->rport = rp_;					\
 	} while (0)
+
+/*
+ * Count on this CPU's slot. Atomic although per-CPU: these programs may run
+ * in process context with only migration disabled, and a second instance on
+ * the same CPU must not lose an increment (the counters must be exact).
+ */
+static __always_inline void stat_add(__u32 key, __u64 n)
+{
+	__u32 zero = 0;
+	__u64 *v = bpf_map_lookup_elem(&stats, &zero);
+
+	if (v && key < ML_ST__MAX)
+		__sync_fetch_and_add(&v[key], n);
+}
+
+static __always_inline void stat_max(__u32 key, __u64 n)
+{
+	__u32 zero = 0;
+	__u64 *v = bpf_map_lookup_elem(&stats, &zero);
+
+	if (v && key < ML_ST__MAX && v[key] < n)
+		v[key] = n;
+}
 
 static __always_inline __u32 active_slot(void)
 {
@@ -199,6 +238,7 @@ int ml_sockops(struct bpf_sock_ops *skops)
 	/* So that TCP_CLOSE removes the session entry: none outlives its
 	 * socket (DESIGN.md fact 9a). */
 	bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG);
+	stat_add(ML_ST_ADMITTED, 1);
 	return 1;
 }
 
@@ -247,6 +287,10 @@ static long scan_byte(__u64 index, void *data)
 	verb = ml_feed(&sc->s->parser, sc->buf[i & (CHUNK - 1)]);
 	if (verb == ML_V_NONE)
 		return 0;
+	if (ml_verb_stat(verb) >= 0)
+		stat_add(ml_verb_stat(verb), 1);
+	if (verb == ML_V_TOOLONG)
+		stat_add(ML_ST_LONG_LINES, 1);
 
 	op = ml_reply_op(sc->dialect, verb);
 	/* sk_msg expands one segment's replies in one pass, and packet
@@ -321,6 +365,7 @@ int ml_verdict(struct __sk_buff *skb)
 	if (bpf_skb_pull_data(skb, len))
 		return SK_DROP;
 
+	stat_add(ML_ST_RX_BYTES, len);
 	sc.skb = skb;
 	sc.s = s;
 	sc.len = len;
@@ -332,6 +377,9 @@ int ml_verdict(struct __sk_buff *skb)
 		s->closing = 1;
 	if (sc.nops == 0)
 		return SK_DROP;	/* no complete line yet: nothing to answer */
+	if (sc.nops > 1)
+		stat_add(ML_ST_MULTI_LINE, 1);
+	stat_max(ML_ST_PIPELINE_MAX, sc.nops);
 
 	/* A client that talked before the controller greeted it gets the
 	 * greeting from here, in front of its first reply. */
@@ -440,9 +488,14 @@ static long count_op(__u64 index, void *data)
 	op = d[i];
 	if (op == ML_OP_END)
 		return 1;
-	if (op & ML_OP_GREET_FLAG)
+	/* Replies are counted here rather than while copying them: the
+	 * copying callback is as large as the 6.18 verifier walks. */
+	if (op & ML_OP_GREET_FLAG) {
 		c->text_len += reply_len(cfg, ML_OP_GREET);
+		stat_add(ml_code_stat(ml_op_code(cfg->dialect, ML_OP_GREET)), 1);
+	}
 	c->text_len += reply_len(cfg, op & ML_OP_MASK);
+	stat_add(ml_code_stat(ml_op_code(cfg->dialect, op & ML_OP_MASK)), 1);
 	c->nops++;
 	return 0;
 }
@@ -480,6 +533,13 @@ int ml_msg(struct sk_msg_md *msg)
 			s->greeted = 1;
 		}
 		__sync_fetch_and_add(&s->out_bytes, size);
+		stat_add(ML_ST_TX_BYTES, size);
+		if (d + 3 <= end) {
+			int k = ml_code_stat((d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0'));
+
+			if (k >= 0)
+				stat_add(k, 1);
+		}
 		return SK_PASS;
 	}
 
@@ -506,6 +566,7 @@ int ml_msg(struct sk_msg_md *msg)
 	bpf_msg_pop_data(msg, c.text_len, c.nops, 0);
 
 	__sync_fetch_and_add(&s->out_bytes, c.text_len);
+	stat_add(ML_ST_TX_BYTES, c.text_len);
 	__sync_fetch_and_add(&s->ops_done, c.nops);
 
 	if (ml_op_closes(ex.last_op)) {

@@ -45,6 +45,77 @@ enum ml_op {
 	ML_OP__MAX,
 };
 
+/*
+ * Counters, one PERCPU_ARRAY slot each (map `stats`, key type enum ml_stat so
+ * that bpftool prints the names). The BPF programs count what they see; the
+ * controller owns the close reasons and the gauges (ml_stat_controller()) and
+ * writes them into CPU 0's slot, which the programs never touch for those
+ * keys. The user engine counts everything itself, with the same meaning.
+ */
+#define ML_STATS(X)							\
+	X(ADMITTED, admitted)		/* connections accepted for service */ \
+	X(CLOSE_QUIT, close_quit)	/* sessions closed after 221 */	\
+	X(CLOSE_CLIENT, close_client)	/* the client closed first */	\
+	X(CLOSE_IDLE, close_idle)	/* idle timeout (421) */	\
+	X(CLOSE_MAXTIME, close_maxtime)	/* session time limit (421) */	\
+	X(CLOSE_FLOOD, close_flood)	/* no line end in 64 KiB, or over the segment reply limit */ \
+	X(CLOSE_BUSY, close_busy)	/* refused at max-sessions (421) */ \
+	X(CLOSE_RESET, close_reset)	/* the connection was reset or failed */ \
+	X(CLOSE_SHUTDOWN, close_shutdown) /* mailless stopped (421) */	\
+	X(CMD_HELO, cmd_helo)						\
+	X(CMD_EHLO, cmd_ehlo)						\
+	X(CMD_MAIL, cmd_mail)						\
+	X(CMD_RCPT, cmd_rcpt)						\
+	X(CMD_DATA, cmd_data)						\
+	X(CMD_RSET, cmd_rset)						\
+	X(CMD_NOOP, cmd_noop)						\
+	X(CMD_QUIT, cmd_quit)						\
+	X(CMD_OTHER, cmd_other)	/* unknown verbs, empty and over-long lines */ \
+	X(REPLY_220, reply_220)						\
+	X(REPLY_221, reply_221)						\
+	X(REPLY_250, reply_250)						\
+	X(REPLY_421, reply_421)						\
+	X(REPLY_500, reply_500)						\
+	X(REPLY_521, reply_521)						\
+	X(REPLY_554, reply_554)						\
+	X(RX_BYTES, rx_bytes)		/* octets received from clients */ \
+	X(TX_BYTES, tx_bytes)		/* reply octets sent */		\
+	X(LONG_LINES, long_lines)	/* lines over 512 octets */	\
+	X(MULTI_LINE, multi_line)	/* segments (user engine: reads) with several lines */ \
+	X(PIPELINE_MAX, pipeline_max)	/* most lines in one segment: a maximum */ \
+	X(ACTIVE, active)		/* open sessions now (gauge, controller) */ \
+	X(LOG_DROPPED, log_dropped)	/* session log lines over the rate cap */
+
+/*
+ * Counters. The map `stats` is a PERCPU_ARRAY with one entry whose value is
+ * struct ml_stats: bpftool prints every counter by name, and the code indexes
+ * it as an array by enum ml_stat (both come from ML_STATS, so they agree).
+ * The BPF programs count what they see; the controller owns the close reasons
+ * and the gauges (ml_stat_controller()) and writes them into CPU 0's slot,
+ * which the programs never touch. The user engine counts everything itself,
+ * with the same meaning.
+ */
+enum ml_stat {
+#define ML_STAT_ENUM(e, f) ML_ST_##e,
+	ML_STATS(ML_STAT_ENUM)
+#undef ML_STAT_ENUM
+	ML_ST__MAX,
+};
+
+struct ml_stats {
+#define ML_STAT_FIELD(e, f) __u64 f;
+	ML_STATS(ML_STAT_FIELD)
+#undef ML_STAT_FIELD
+};
+
+/* Keys the controller writes (close reasons, gauges); the rest are the BPF
+ * programs' in the kernel engine. */
+static inline int ml_stat_controller(unsigned int k)
+{
+	return (k >= ML_ST_CLOSE_QUIT && k <= ML_ST_CLOSE_SHUTDOWN) ||
+	       k == ML_ST_ACTIVE || k == ML_ST_LOG_DROPPED;
+}
+
 /* Set on the first opcode of a segment when the verdict program, not the
  * controller, must send the greeting (a client that talked first). */
 #define ML_OP_GREET_FLAG 0x20
@@ -113,8 +184,11 @@ struct ml_sock {
 
 /* Who runs this instance, for `mailless status` and `unload` (not read by
  * the BPF programs). */
+enum { ML_INFO_ENGINE_KERNEL = 0, ML_INFO_ENGINE_USER = 1 };
+
 struct ml_info {
 	__u32 pid;
+	__u32 engine;		/* ML_INFO_ENGINE_* */
 	__u32 max_sessions;
 	__u64 netns_cookie;
 	__u64 started;		/* CLOCK_REALTIME seconds */

@@ -152,4 +152,44 @@ static inline int ml_op_closes(__u32 op)
 	return op == ML_OP_QUIT || op == ML_OP_FLOOD || op == ML_OP_PIPELINE;
 }
 
+/* The counter of a verb (ML_V_NONE and ML_V_FLOOD are no command). */
+static inline int ml_verb_stat(__u32 verb)
+{
+	if (verb >= ML_V_HELO && verb <= ML_V_QUIT)
+		return ML_ST_CMD_HELO + (int)(verb - ML_V_HELO);
+	if (verb == ML_V_OTHER || verb == ML_V_EMPTY || verb == ML_V_TOOLONG)
+		return ML_ST_CMD_OTHER;
+	return -1;
+}
+
+/* The counter of a reply code, -1 for a code mailless never sends. */
+static inline int ml_code_stat(__u32 code)
+{
+	switch (code) {
+	case 220: return ML_ST_REPLY_220;
+	case 221: return ML_ST_REPLY_221;
+	case 250: return ML_ST_REPLY_250;
+	case 421: return ML_ST_REPLY_421;
+	case 500: return ML_ST_REPLY_500;
+	case 521: return ML_ST_REPLY_521;
+	case 554: return ML_ST_REPLY_554;
+	}
+	return -1;
+}
+
+/* The reply code of an opcode in a dialect. */
+static inline __u32 ml_op_code(__u32 dialect, __u32 op)
+{
+	switch (op) {
+	case ML_OP_GREET:	return dialect == ML_DIALECT_RFC7504 ? 521 : 220;
+	case ML_OP_HELO:
+	case ML_OP_OK:		return 250;
+	case ML_OP_REJECT:	return 521;
+	case ML_OP_NORCPT:	return 554;
+	case ML_OP_QUIT:	return 221;
+	case ML_OP_TOOLONG:	return 500;
+	}
+	return 421;	/* FLOOD, PIPELINE and the controller's own 421s */
+}
+
 #endif /* MAILLESS_PROTO_H */

@@ -17,10 +17,8 @@
 #include "mailless.h"
 #include "server.h"
 
-static const char *const maps[] = {
-	"config", "control", "sessions", "socks", "listeners", "info", "events",
-};
-static const char *const progs[] = { "ml_sockops", "ml_verdict", "ml_msg" };
+#define maps ml_pinned_maps
+#define progs ml_pinned_progs
 #define N(a) (sizeof(a) / sizeof(*(a)))
 
 static int get_pinned(const char *dir, const char *name)

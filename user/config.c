@@ -46,7 +46,8 @@ static void default_hostname(char *buf, size_t len)
 	snprintf(buf, len, "%s", name);
 }
 
-static int parse_listen(struct ml_listen *l, const char *s, char *err, size_t errlen)
+static int parse_listen(struct ml_listen *l, const char *s, int need_port,
+			char *err, size_t errlen)
 {
 	char host[64];
 	const char *port = NULL;
@@ -77,6 +78,10 @@ static int parse_listen(struct ml_listen *l, const char *s, char *err, size_t er
 		} else {
 			snprintf(host, sizeof(host), "%s", s);
 		}
+	}
+	if (!port && need_port) {
+		snprintf(err, errlen, "'%s' needs a port (ADDR:PORT, e.g. 127.0.0.1:9525)", s);
+		return -EINVAL;
 	}
 	if (port) {
 		errno = 0;
@@ -146,7 +151,8 @@ void ml_opts_defaults(struct ml_opts *o)
 	char err[16];
 
 	memset(o, 0, sizeof(*o));
-	parse_listen(&o->listen[0], "[::]:25", err, sizeof(err));
+	parse_listen(&o->listen[0], "[::]:25", 0, err, sizeof(err));
+	o->metrics_interval = 15;
 	o->nlisten = 1;
 	default_hostname(o->hostname, sizeof(o->hostname));
 	o->dialect = ML_DIALECT_RCPT;
@@ -167,9 +173,19 @@ int ml_opts_set(struct ml_opts *o, const char *key, const char *val,
 				 ML_LISTEN_MAX);
 			return -EINVAL;
 		}
-		if (parse_listen(&o->listen[o->nlisten], val, err, errlen))
+		if (parse_listen(&o->listen[o->nlisten], val, 0, err, errlen))
 			return -EINVAL;
 		o->nlisten++;
+	} else if (!strcmp(key, "metrics-listen")) {
+		return parse_listen(&o->metrics_listen, val, 1, err, errlen);
+	} else if (!strcmp(key, "metrics-file")) {
+		if (val[0] != '/' || strlen(val) >= sizeof(o->metrics_file) - 32) {
+			snprintf(err, errlen, "bad metrics-file '%s' (want an absolute path)", val);
+			return -EINVAL;
+		}
+		snprintf(o->metrics_file, sizeof(o->metrics_file), "%s", val);
+	} else if (!strcmp(key, "metrics-interval")) {
+		return parse_uint(key, val, 1, 3600, &o->metrics_interval, err, errlen);
 	} else if (!strcmp(key, "hostname")) {
 		if (!valid_hostname(val)) {
 			snprintf(err, errlen, "bad hostname '%s' (1-253 letters, digits, "
@@ -211,7 +227,8 @@ int ml_opts_set(struct ml_opts *o, const char *key, const char *val,
 		snprintf(o->pin_dir, sizeof(o->pin_dir), "%s", val);
 	} else {
 		snprintf(err, errlen, "unknown key '%s' (known: listen, hostname, dialect, "
-			 "timeout, max-session-time, max-sessions, engine, pin-dir)", key);
+			 "timeout, max-session-time, max-sessions, engine, pin-dir, "
+			 "metrics-listen, metrics-file, metrics-interval)", key);
 		return -EINVAL;
 	}
 	return 0;

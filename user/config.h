@@ -30,6 +30,9 @@ struct ml_opts {
 	unsigned int max_sessions;
 	enum ml_engine engine;
 	char pin_dir[PATH_MAX];
+	struct ml_listen metrics_listen; /* len 0: no metrics endpoint */
+	char metrics_file[PATH_MAX];	/* "" : no metrics file */
+	unsigned int metrics_interval;	/* seconds between file writes */
 	char conf_path[PATH_MAX];	/* "" when no file is read */
 	int conf_required;		/* -c given: a missing file is an error */
 };

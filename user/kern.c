@@ -29,6 +29,7 @@
 #include "log.h"
 #include "responder.skel.h"
 #include "server.h"
+#include "stats.h"
 
 #ifndef SOL_TCP
 #define SOL_TCP 6
@@ -38,10 +39,13 @@
 
 /* Every map and program this engine pins, by name; unload removes these
  * and nothing else. */
-static const char *const pinned_maps[] = {
-	"config", "control", "sessions", "socks", "listeners", "info", "events",
+const char *const ml_pinned_maps[ML_NPINNED_MAPS] = {
+	"config", "control", "sessions", "socks", "listeners", "info", "events", "stats",
+	"stats_ctl",
 };
-static const char *const pinned_progs[] = { "ml_sockops", "ml_verdict", "ml_msg" };
+const char *const ml_pinned_progs[ML_NPINNED_PROGS] = {
+	"ml_sockops", "ml_verdict", "ml_msg",
+};
 
 struct kpriv {
 	struct responder *skel;
@@ -251,13 +255,13 @@ static int unpin_all(const char *dir)
 	unsigned int i;
 	int left = 0;
 
-	for (i = 0; i < sizeof(pinned_progs) / sizeof(*pinned_progs); i++) {
-		pin_path(p, sizeof(p), dir, pinned_progs[i]);
+	for (i = 0; i < ML_NPINNED_PROGS; i++) {
+		pin_path(p, sizeof(p), dir, ml_pinned_progs[i]);
 		if (unlink(p) && errno != ENOENT)
 			left++;
 	}
-	for (i = 0; i < sizeof(pinned_maps) / sizeof(*pinned_maps); i++) {
-		pin_path(p, sizeof(p), dir, pinned_maps[i]);
+	for (i = 0; i < ML_NPINNED_MAPS; i++) {
+		pin_path(p, sizeof(p), dir, ml_pinned_maps[i]);
 		if (unlink(p) && errno != ENOENT)
 			left++;
 	}
@@ -385,9 +389,11 @@ static void k_io(struct ml_server *srv, struct ml_session *s, uint32_t events)
 		return;
 	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, s->fd, NULL);
 	if (events & EPOLLERR) {
+		s->reason = ML_ST_CLOSE_RESET;
 		ml_session_close(srv, s);
 		return;
 	}
+	s->reason = ML_ST_CLOSE_CLIENT;
 	start_drain(srv, s, UINT64_MAX);
 }
 
@@ -408,6 +414,7 @@ static int on_event(void *ctx, void *data, size_t len)
 	if (s->state != ML_S_ACTIVE)
 		return 0;
 	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+	s->reason = ev->op == ML_OP_QUIT ? ML_ST_CLOSE_QUIT : ML_ST_CLOSE_FLOOD;
 	start_drain(srv, s, ev->out_bytes);
 	return 0;
 }
@@ -444,10 +451,12 @@ static int publish_config(struct kpriv *k, const struct ml_config *cfg, unsigned
 	return 0;
 }
 
-static int k_reconfigure(struct ml_server *srv)
+int ml_bpf_publish(struct ml_server *srv)
 {
 	struct kpriv *k = srv->eng_priv;
 
+	if (!k)
+		return 0;
 	srv->render.generation = k->slot + 1;
 	/* Write the idle slot, then flip: readers never see a torn reply. */
 	return publish_config(k, &srv->render, k->slot ^ 1);
@@ -458,7 +467,7 @@ static void k_close(struct ml_server *srv, struct ml_session *s)
 	ck_del(srv->eng_priv, s->cookie);
 }
 
-static void k_shutdown(struct ml_server *srv)
+void ml_bpf_shutdown(struct ml_server *srv)
 {
 	struct kpriv *k = srv->eng_priv;
 	struct responder *skel;
@@ -500,10 +509,29 @@ const struct ml_engine_ops ml_kernel_engine = {
 	.drain = k_drain,
 	.poll_fd = k_poll_fd,
 	.poll = k_poll,
-	.reconfigure = k_reconfigure,
 	.close = k_close,
-	.shutdown = k_shutdown,
 };
+
+/* ---- counters ------------------------------------------------------------------ */
+
+void ml_bpf_flush_stats(struct ml_server *srv)
+{
+	struct kpriv *k = srv->eng_priv;
+	__u32 zero = 0;
+
+	if (k && k->skel)
+		bpf_map_update_elem(bpf_map__fd(k->skel->maps.stats_ctl), &zero, &srv->ctr,
+				    BPF_ANY);
+}
+
+void ml_bpf_read_stats(struct ml_server *srv, struct ml_counters *c)
+{
+	struct kpriv *k = srv->eng_priv;
+
+	*c = srv->ctr;
+	if (k && k->skel && srv->eng == &ml_kernel_engine)
+		ml_stats_add_percpu(bpf_map__fd(k->skel->maps.stats), c);
+}
 
 /* ---- load, attach, pin ------------------------------------------------------- */
 
@@ -553,6 +581,8 @@ static int pin_everything(struct ml_server *srv, struct kpriv *k)
 			return -errno;
 	}
 	bpf_object__for_each_program(prog, k->skel->obj) {
+		if (bpf_program__fd(prog) < 0)	/* not loaded (user engine) */
+			continue;
 		pin_path(p, sizeof(p), dir, bpf_program__name(prog));
 		if (bpf_program__pin(prog, p))
 			return -errno;
@@ -667,6 +697,7 @@ int ml_kernel_init(struct ml_server *srv)
 	}
 
 	inf.pid = getpid();
+	inf.engine = ML_INFO_ENGINE_KERNEL;
 	inf.max_sessions = srv->opts.max_sessions;
 	inf.netns_cookie = netns;
 	inf.started = time(NULL);
@@ -686,7 +717,63 @@ fail_nolock:
 	k->lock_fd = -1;
 fail:
 	close(cgfd);
-	k_shutdown(srv);
+	ml_bpf_shutdown(srv);
 	srv->eng = NULL;
+	return e ? e : -EINVAL;
+}
+
+/*
+ * The user engine still pins its counters and configuration when it may
+ * create BPF maps, so that `mailless stats` and bpftool work the same: the
+ * object is loaded with every program's autoload off.
+ */
+int ml_maps_init(struct ml_server *srv)
+{
+	struct bpf_program *prog;
+	struct ml_info inf = {};
+	struct responder *skel;
+	struct kpriv *k;
+	__u32 zero = 0;
+	int e;
+
+	ml_log_libbpf(ml_log_level < ML_DEBUG);
+	if (ensure_bpffs())
+		return -ENOENT;
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	k->lock_fd = -1;
+	srv->eng_priv = k;
+	if ((e = lock_dir(srv->opts.pin_dir, &k->lock_fd))) {
+		k->lock_fd = -1;
+		goto fail;
+	}
+	unpin_all(srv->opts.pin_dir);
+	skel = responder__open();
+	if (!skel) {
+		e = -errno;
+		goto fail;
+	}
+	k->skel = skel;
+	bpf_object__for_each_program(prog, skel->obj)
+		bpf_program__set_autoload(prog, false);
+	bpf_map__set_max_entries(skel->maps.socks, 1);
+	bpf_map__set_max_entries(skel->maps.sessions, 1);
+	if (responder__load(skel)) {
+		e = -errno;
+		goto fail;
+	}
+	inf.pid = getpid();
+	inf.engine = ML_INFO_ENGINE_USER;
+	inf.max_sessions = srv->opts.max_sessions;
+	inf.started = time(NULL);
+	snprintf(inf.hostname, sizeof(inf.hostname), "%s", srv->opts.hostname);
+	if ((e = publish_config(k, &srv->render, 0)) ||
+	    bpf_map_update_elem(bpf_map__fd(skel->maps.info), &zero, &inf, BPF_ANY) ||
+	    (e = pin_everything(srv, k)))
+		goto fail;
+	return 0;
+fail:
+	ml_bpf_shutdown(srv);
 	return e ? e : -EINVAL;
 }

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "log.h"
 #include "server.h"
+#include "stats.h"
 
 static void usage_main(FILE *f)
 {
@@ -22,6 +23,7 @@ static void usage_main(FILE *f)
 "Commands:\n"
 "  run       serve port 25 until SIGTERM/SIGINT (see: mailless run --help)\n"
 "  status    show the running instance's programs, maps and attachments\n"
+"  stats     counters: a table, JSON or Prometheus text (see: mailless stats -h)\n"
 "  unload    remove what a crashed run left pinned or attached\n"
 "\n"
 "  -h, --help       this help\n"
@@ -46,6 +48,10 @@ static void usage_run(FILE *f)
 "      --engine kernel|user|auto  kernel: eBPF; user: plain epoll; auto\n"
 "                             (default): kernel, or user if BPF cannot load\n"
 "      --pin-dir DIR          bpffs directory for pins (default " ML_DEFAULT_PIN ")\n"
+"      --metrics-listen ADDR:PORT  serve GET /metrics (Prometheus text format)\n"
+"      --metrics-file PATH    write the same text there atomically, for\n"
+"                             node_exporter's textfile collector\n"
+"      --metrics-interval SECS  how often to write the file (default 15)\n"
 "  -v, --verbose              debug output, libbpf's and the verifier's too\n"
 "  -h, --help                 this help\n"
 "Signals: SIGHUP re-reads the settings file (hostname, dialect, timeouts and\n"
@@ -55,8 +61,15 @@ static void usage_run(FILE *f)
 
 static void usage_admin(FILE *f, const char *cmd)
 {
-	fprintf(f, "Usage: mailless %s [--pin-dir DIR]%s\n", cmd,
-		strcmp(cmd, "status") ? "" : " [-j|--json]");
+	if (!strcmp(cmd, "stats"))
+		fprintf(f,
+"Usage: mailless stats [--pin-dir DIR] [-j|--json | --prometheus] [--watch SECS]\n"
+"Counters of the running instance, read from its pinned maps (no socket to\n"
+"the daemon): a table, JSON, or the Prometheus text format; --watch prints\n"
+"them again every SECS seconds with per-second rates, until Ctrl-C.\n");
+	else
+		fprintf(f, "Usage: mailless %s [--pin-dir DIR]%s\n", cmd,
+			strcmp(cmd, "status") ? "" : " [-j|--json]");
 }
 
 static int cmd_run(int argc, char **argv)
@@ -71,11 +84,15 @@ static int cmd_run(int argc, char **argv)
 		{ "max-sessions", required_argument, 0, 2 },
 		{ "engine", required_argument, 0, 3 },
 		{ "pin-dir", required_argument, 0, 4 },
+		{ "metrics-listen", required_argument, 0, 5 },
+		{ "metrics-file", required_argument, 0, 6 },
+		{ "metrics-interval", required_argument, 0, 7 },
 		{ "verbose", no_argument, 0, 'v' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0 }
 	};
 	static const char *const keys[] = {
+		[5] = "metrics-listen", [6] = "metrics-file", [7] = "metrics-interval",
 		['l'] = "listen", ['H'] = "hostname", ['d'] = "dialect",
 		['t'] = "timeout", [1] = "max-session-time", [2] = "max-sessions",
 		[3] = "engine", [4] = "pin-dir",
@@ -100,6 +117,7 @@ static int cmd_run(int argc, char **argv)
 			free(cli);
 			return 0;
 		case 'l': case 'H': case 'd': case 't': case 1: case 2: case 3: case 4:
+		case 5: case 6: case 7:
 			cli[ncli].key = keys[c];
 			cli[ncli].val = optarg;
 			ncli++;
@@ -132,22 +150,40 @@ static int cmd_admin(int argc, char **argv, const char *cmd)
 	static const struct option lo[] = {
 		{ "pin-dir", required_argument, 0, 'p' },
 		{ "json", no_argument, 0, 'j' },
+		{ "prometheus", no_argument, 0, 'P' },
+		{ "watch", required_argument, 0, 'w' },
 		{ "verbose", no_argument, 0, 'v' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0 }
 	};
 	const char *dir = ML_DEFAULT_PIN;
-	int json = 0, c;
+	int json = 0, prom = 0, c;
+	unsigned long watch = 0;
+	char *end;
 
 	while ((c = getopt_long(argc, argv, "p:jvh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'p': dir = optarg; break;
 		case 'j': json = 1; break;
+		case 'P': prom = 1; break;
+		case 'w':
+			watch = strtoul(optarg, &end, 10);
+			if (*end || !*optarg || watch < 1 || watch > 3600) {
+				err("bad --watch '%s' (want seconds, 1-3600)", optarg);
+				return 2;
+			}
+			break;
 		case 'v': ml_log_level = ML_DEBUG; break;
 		case 'h': usage_admin(stdout, cmd); return 0;
 		default: usage_admin(stderr, cmd); return 2;
 		}
 	}
+	if ((watch || prom || json) && strcmp(cmd, "stats") && !(json && !strcmp(cmd, "status"))) {
+		usage_admin(stderr, cmd);
+		return 2;
+	}
+	if (!strcmp(cmd, "stats"))
+		return ml_stats_cmd(dir, json, prom, watch);
 	if (!strcmp(cmd, "status"))
 		return ml_kernel_status(dir, json);
 	return ml_kernel_unload(dir);
@@ -169,7 +205,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "run"))
 		return cmd_run(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "status") || !strcmp(argv[1], "unload"))
+	if (!strcmp(argv[1], "status") || !strcmp(argv[1], "unload") ||
+	    !strcmp(argv[1], "stats"))
 		return cmd_admin(argc - 1, argv + 1, argv[1]);
 	err("unknown command '%s' (see: mailless --help)", argv[1]);
 	return 2;

@@ -19,12 +19,17 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
+#include "proto.h"
 #include "server.h"
 
-enum { TAG_LISTEN = 1, TAG_SESSION, TAG_SIGNAL, TAG_ENGINE };
+enum { TAG_LISTEN = 1, TAG_SESSION, TAG_SIGNAL, TAG_ENGINE, TAG_METRICS };
 #define TAG(t, v)	(((uint64_t)(t) << 32) | (uint32_t)(v))
 #define ACCEPT_BATCH	64
 #define ACCEPT_PAUSE_MS	100
+/* The pinned controller counters trail by at most this much; one map write
+ * per interval however many sessions closed in it. */
+#define STATS_FLUSH_MS	100
 
 uint64_t ml_now_ms(void)
 {
@@ -71,11 +76,23 @@ void ml_render(struct ml_config *cfg, const struct ml_opts *o)
 	}
 }
 
+/* Count a reply the user engine sends (the kernel engine's sk_msg program
+ * counts its own, and the controller's lines that pass through it). */
+void ml_count_reply(struct ml_server *srv, unsigned int op)
+{
+	if (srv->eng != &ml_user_engine)
+		return;
+	ml_count(srv, ml_code_stat(ml_op_code(srv->render.dialect, op)), 1);
+	ml_count(srv, ML_ST_TX_BYTES, srv->render.replies[op].len);
+}
+
 int ml_send_reply(struct ml_server *srv, struct ml_session *s, unsigned int op)
 {
 	const struct ml_reply *r = &srv->render.replies[op];
 	ssize_t n = send(s->fd, r->text, r->len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
+	if (n == (ssize_t)r->len)
+		ml_count_reply(srv, op);
 	return n == (ssize_t)r->len ? 0 : (n < 0 ? -errno : -EAGAIN);
 }
 
@@ -175,12 +192,17 @@ void ml_session_close(struct ml_server *srv, struct ml_session *s)
 	s->obuf = NULL;
 	s->state = ML_S_FREE;
 	srv->nactive--;
+	ml_count(srv, s->reason ? s->reason : ML_ST_CLOSE_CLIENT, 1);
+	srv->ctr.v[ML_ST_ACTIVE] = srv->nactive;
 	resume_accept(srv);
 }
 
 /* Send a 421 the controller writes itself, then close. */
 static void close_with(struct ml_server *srv, struct ml_session *s, unsigned int op)
 {
+	s->reason = op == ML_OP_TIMEOUT ? ML_ST_CLOSE_IDLE :
+		    op == ML_OP_MAXTIME ? ML_ST_CLOSE_MAXTIME :
+		    op == ML_OP_BUSY ? ML_ST_CLOSE_BUSY : ML_ST_CLOSE_SHUTDOWN;
 	ml_send_reply(srv, s, op);
 	ml_session_close(srv, s);
 }
@@ -273,11 +295,16 @@ static void accept_ready(struct ml_server *srv, int li)
 		s->state = ML_S_ACTIVE;
 		s->start_ms = s->last_rx_ms = ml_now_ms();
 		srv->nactive++;
+		srv->ctr.v[ML_ST_ACTIVE] = srv->nactive;
+		srv->ctr_dirty = 1;
+		if (srv->eng == &ml_user_engine)	/* sock_ops counts the kernel's */
+			ml_count(srv, ML_ST_ADMITTED, 1);
 		if (srv->nactive > srv->opts.max_sessions) {
 			close_with(srv, s, ML_OP_BUSY);
 			continue;
 		}
 		if (srv->eng->open(srv, s)) {
+			s->reason = ML_ST_CLOSE_RESET;
 			ml_session_close(srv, s);
 			continue;
 		}
@@ -364,7 +391,7 @@ static void reload(struct ml_server *srv)
 	srv->opts.max_session_time = n.max_session_time;
 	srv->opts.max_sessions = n.max_sessions;
 	ml_render(&srv->render, &srv->opts);
-	if (srv->eng->reconfigure && srv->eng->reconfigure(srv)) {
+	if (ml_bpf_publish(srv)) {
 		err("reload: could not publish the configuration to the kernel");
 		return;
 	}
@@ -455,8 +482,12 @@ int ml_serve(struct ml_opts *o, const struct ml_cli_set *cli, int ncli)
 			     "the kernel engine could not start)");
 		}
 	}
-	if (!srv->eng)
+	if (!srv->eng) {
 		srv->eng = &ml_user_engine;
+		if (ml_maps_init(srv))
+			warn("cannot create BPF maps: `mailless stats` will not see this "
+			     "instance (its counters are still on --metrics-listen)");
+	}
 
 	for (i = 0; i < srv->nlfd; i++) {
 		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG(TAG_LISTEN, i) };
@@ -479,6 +510,8 @@ int ml_serve(struct ml_opts *o, const struct ml_cli_set *cli, int ncli)
 
 		epoll_ctl(srv->epfd, EPOLL_CTL_ADD, efd, &ev);
 	}
+	if (ml_metrics_open(srv, TAG_METRICS))
+		goto out;
 	info("ready: engine %s, dialect %s, hostname %s, listening on %s",
 	     srv->eng->name, ml_dialect_name(srv->opts.dialect), srv->opts.hostname, addrs);
 
@@ -490,6 +523,19 @@ int ml_serve(struct ml_opts *o, const struct ml_cli_set *cli, int ncli)
 			uint64_t d = srv->sess[srv->heap[0]].deadline_ms;
 
 			timeout = d <= now ? 0 : (d - now > 60000 ? 60000 : (int)(d - now));
+		}
+		if (srv->metrics) {
+			int t = ml_metrics_tick(srv, now);
+
+			if (t >= 0 && (timeout < 0 || t < timeout))
+				timeout = t;
+		}
+		if (srv->ctr_dirty) {
+			uint64_t at = srv->ctr_flushed_ms + STATS_FLUSH_MS;
+			int t = at > now ? (int)(at - now) : 0;
+
+			if (timeout < 0 || t < timeout)
+				timeout = t;
 		}
 		if (srv->accept_paused) {
 			int t = srv->accept_paused > now ?
@@ -519,6 +565,9 @@ int ml_serve(struct ml_opts *o, const struct ml_cli_set *cli, int ncli)
 			case TAG_ENGINE:
 				srv->eng->poll(srv);
 				break;
+			case TAG_METRICS:
+				ml_metrics_event(srv, v);
+				break;
 			case TAG_SIGNAL: {
 				struct signalfd_siginfo si;
 
@@ -543,13 +592,19 @@ int ml_serve(struct ml_opts *o, const struct ml_cli_set *cli, int ncli)
 		}
 		if (srv->accept_paused && srv->accept_paused <= now)
 			resume_accept(srv);
+		if (srv->ctr_dirty && now >= srv->ctr_flushed_ms + STATS_FLUSH_MS) {
+			ml_bpf_flush_stats(srv);
+			srv->ctr_dirty = 0;
+			srv->ctr_flushed_ms = now;
+		}
 	}
 	ret = 0;
 out:
 	if (!srv->stopping)
 		stop(srv);
-	if (srv->eng && srv->eng->shutdown)
-		srv->eng->shutdown(srv);
+	ml_metrics_close(srv);
+	if (srv->eng_priv)
+		ml_bpf_shutdown(srv);
 	if (srv->epfd >= 0)
 		close(srv->epfd);
 	if (srv->sigfd >= 0)

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "mailless.h"
+#include "stats.h"
 
 enum ml_sess_state {
 	ML_S_FREE = 0,
@@ -26,6 +27,7 @@ struct ml_session {
 	uint64_t drain_bytes;		/* kernel: close once this much is queued */
 	unsigned int drain_wait_ms;	/* backoff between drain checks */
 	int heap_idx;			/* position in the timer heap, -1 if none */
+	int reason;			/* ML_ST_CLOSE_*: why it ends; 0 = not yet */
 	/* user engine */
 	struct ml_parser parser;
 	char *obuf;
@@ -50,10 +52,7 @@ struct ml_engine_ops {
 	/* Extra fd to poll (ring buffer), or -1, and its handler. */
 	int (*poll_fd)(struct ml_server *srv);
 	void (*poll)(struct ml_server *srv);
-	/* The configuration changed: publish it. */
-	int (*reconfigure)(struct ml_server *srv);
 	void (*close)(struct ml_server *srv, struct ml_session *s);
-	void (*shutdown)(struct ml_server *srv);
 };
 
 struct ml_server {
@@ -61,7 +60,11 @@ struct ml_server {
 	const struct ml_cli_set *cli;
 	int ncli;
 	const struct ml_engine_ops *eng;
-	void *eng_priv;
+	void *eng_priv;			/* BPF objects (kern.c), NULL without */
+	struct ml_counters ctr;		/* the controller's counters */
+	uint64_t ctr_flushed_ms;	/* last write to the pinned stats_ctl */
+	int ctr_dirty;
+	struct ml_metrics *metrics;	/* metrics.c, NULL when not configured */
 	struct ml_config render;	/* replies rendered from opts */
 	int epfd, sigfd, timerfd;
 	int lfd[ML_LISTEN_MAX];
@@ -85,13 +88,37 @@ void ml_session_close(struct ml_server *srv, struct ml_session *s);
 void ml_session_timer(struct ml_server *srv, struct ml_session *s, uint64_t when_ms);
 /* Send a reply line the controller itself writes (greeting, 421s). */
 int ml_send_reply(struct ml_server *srv, struct ml_session *s, unsigned int op);
+void ml_count_reply(struct ml_server *srv, unsigned int op);
 int ml_epoll_mod(struct ml_server *srv, int fd, uint32_t events, int add);
+
+/* What the kernel engine pins under the pin dir, by name; `unload` removes
+ * these and nothing else. */
+#define ML_NPINNED_MAPS		9
+#define ML_NPINNED_PROGS	3
+extern const char *const ml_pinned_maps[ML_NPINNED_MAPS];
+extern const char *const ml_pinned_progs[ML_NPINNED_PROGS];
 
 extern const struct ml_engine_ops ml_kernel_engine;
 extern const struct ml_engine_ops ml_user_engine;
 /* Load the kernel engine; returns a negative errno and says why on failure. */
 int ml_kernel_init(struct ml_server *srv);
 int ml_kernel_status(const char *pin_dir, int json);
+/* The user engine's maps (config, counters), when BPF maps can be made. */
+int ml_maps_init(struct ml_server *srv);
+/* Both engines, when eng_priv is set: publish the rendered configuration,
+ * write the controller's counters, read all counters, clean up. */
+int ml_bpf_publish(struct ml_server *srv);
+void ml_bpf_flush_stats(struct ml_server *srv);
+void ml_bpf_read_stats(struct ml_server *srv, struct ml_counters *c);
+void ml_bpf_shutdown(struct ml_server *srv);
+
+static inline void ml_count(struct ml_server *srv, int key, uint64_t n)
+{
+	if (key >= 0 && key < ML_ST__MAX) {
+		srv->ctr.v[key] += n;
+		srv->ctr_dirty = 1;
+	}
+}
 int ml_kernel_unload(const char *pin_dir);
 
 #endif

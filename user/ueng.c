@@ -47,6 +47,12 @@ static int obuf_put(struct ml_session *s, const struct ml_reply *r)
 	return 0;
 }
 
+static void lost(struct ml_server *srv, struct ml_session *s)
+{
+	s->reason = ML_ST_CLOSE_RESET;
+	ml_session_close(srv, s);
+}
+
 /* Write what is pending; returns 1 when all of it left. */
 static int flush(struct ml_session *s)
 {
@@ -77,7 +83,7 @@ static void after_output(struct ml_server *srv, struct ml_session *s)
 	int done = flush(s);
 
 	if (done < 0) {
-		ml_session_close(srv, s);
+		lost(srv, s);
 		return;
 	}
 	if (done && s->closing) {
@@ -105,33 +111,49 @@ static void u_io(struct ml_server *srv, struct ml_session *s, uint32_t events)
 		return;
 	}
 	if ((events & EPOLLIN) && !s->rx_paused && !s->closing) {
+		uint32_t lines = 0;
+
 		n = recv(s->fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 			/* Client closed: whatever we owe it goes out, as far as
 			 * the socket takes it without waiting. */
+			s->reason = n == 0 ? ML_ST_CLOSE_CLIENT : ML_ST_CLOSE_RESET;
 			flush(s);
 			ml_session_close(srv, s);
 			return;
 		}
-		if (n > 0)
+		if (n > 0) {
 			s->last_rx_ms = ml_now_ms();
+			ml_count(srv, ML_ST_RX_BYTES, n);
+		}
 		for (i = 0; i < n; i++) {
 			uint32_t verb = ml_feed(&s->parser, (uint8_t)buf[i]), op;
 
 			if (verb == ML_V_NONE)
 				continue;
+			lines++;
+			ml_count(srv, ml_verb_stat(verb), 1);
+			if (verb == ML_V_TOOLONG)
+				ml_count(srv, ML_ST_LONG_LINES, 1);
 			op = ml_reply_op(srv->render.dialect, verb);
 			if (obuf_put(s, &srv->render.replies[op])) {
-				ml_session_close(srv, s);
+				lost(srv, s);
 				return;
 			}
+			ml_count_reply(srv, op);
 			if (ml_op_closes(op)) {
 				s->closing = 1;
+				s->reason = op == ML_OP_QUIT ? ML_ST_CLOSE_QUIT : ML_ST_CLOSE_FLOOD;
 				break;
 			}
 		}
+		/* Same meaning as the kernel's, per read instead of per segment. */
+		if (lines > 1)
+			ml_count(srv, ML_ST_MULTI_LINE, 1);
+		if (lines > srv->ctr.v[ML_ST_PIPELINE_MAX])
+			srv->ctr.v[ML_ST_PIPELINE_MAX] = lines;
 	} else if (events & (EPOLLHUP | EPOLLERR)) {
-		ml_session_close(srv, s);
+		lost(srv, s);
 		return;
 	}
 	after_output(srv, s);

@@ -1,0 +1,313 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * stats.c - the counters, read from the pinned maps, and their three forms:
+ * a human table, JSON, and the Prometheus text format. `mailless stats`
+ * works from another shell while `run` runs: it needs only the pins.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "log.h"
+#include "server.h"
+#include "stats.h"
+
+enum { COUNTER, GAUGE };
+
+/* One row per counter. Rows of one metric are adjacent in enum ml_stat, so
+ * HELP and TYPE are written once per metric. */
+static const struct {
+	const char *metric;
+	const char *label;	/* "" or key="value" */
+	const char *help;
+	int type;
+	const char *row;	/* the table's name */
+} def[ML_ST__MAX] = {
+#define SESS "Sessions closed, by reason."
+#define CMD "Command lines received, by verb."
+#define REP "Replies sent, by code."
+	[ML_ST_ADMITTED] = { "mailless_connections_admitted_total", "",
+		"Connections accepted for service.", COUNTER, "connections admitted" },
+	[ML_ST_CLOSE_QUIT] = { "mailless_sessions_total", "reason=\"quit\"", SESS, COUNTER,
+		"closed: quit" },
+	[ML_ST_CLOSE_CLIENT] = { "mailless_sessions_total", "reason=\"client_closed\"", SESS,
+		COUNTER, "closed: client closed" },
+	[ML_ST_CLOSE_IDLE] = { "mailless_sessions_total", "reason=\"idle_timeout\"", SESS,
+		COUNTER, "closed: idle timeout" },
+	[ML_ST_CLOSE_MAXTIME] = { "mailless_sessions_total", "reason=\"session_time_limit\"",
+		SESS, COUNTER, "closed: session time limit" },
+	[ML_ST_CLOSE_FLOOD] = { "mailless_sessions_total", "reason=\"line_flood\"", SESS,
+		COUNTER, "closed: line flood" },
+	[ML_ST_CLOSE_BUSY] = { "mailless_sessions_total", "reason=\"busy\"", SESS, COUNTER,
+		"closed: busy" },
+	[ML_ST_CLOSE_RESET] = { "mailless_sessions_total", "reason=\"reset\"", SESS, COUNTER,
+		"closed: reset" },
+	[ML_ST_CLOSE_SHUTDOWN] = { "mailless_sessions_total", "reason=\"shutdown\"", SESS,
+		COUNTER, "closed: shutdown" },
+	[ML_ST_CMD_HELO] = { "mailless_commands_total", "verb=\"helo\"", CMD, COUNTER, "HELO" },
+	[ML_ST_CMD_EHLO] = { "mailless_commands_total", "verb=\"ehlo\"", CMD, COUNTER, "EHLO" },
+	[ML_ST_CMD_MAIL] = { "mailless_commands_total", "verb=\"mail\"", CMD, COUNTER, "MAIL" },
+	[ML_ST_CMD_RCPT] = { "mailless_commands_total", "verb=\"rcpt\"", CMD, COUNTER, "RCPT" },
+	[ML_ST_CMD_DATA] = { "mailless_commands_total", "verb=\"data\"", CMD, COUNTER, "DATA" },
+	[ML_ST_CMD_RSET] = { "mailless_commands_total", "verb=\"rset\"", CMD, COUNTER, "RSET" },
+	[ML_ST_CMD_NOOP] = { "mailless_commands_total", "verb=\"noop\"", CMD, COUNTER, "NOOP" },
+	[ML_ST_CMD_QUIT] = { "mailless_commands_total", "verb=\"quit\"", CMD, COUNTER, "QUIT" },
+	[ML_ST_CMD_OTHER] = { "mailless_commands_total", "verb=\"other\"", CMD, COUNTER,
+		"other commands" },
+	[ML_ST_REPLY_220] = { "mailless_replies_total", "code=\"220\"", REP, COUNTER, "replies 220" },
+	[ML_ST_REPLY_221] = { "mailless_replies_total", "code=\"221\"", REP, COUNTER, "replies 221" },
+	[ML_ST_REPLY_250] = { "mailless_replies_total", "code=\"250\"", REP, COUNTER, "replies 250" },
+	[ML_ST_REPLY_421] = { "mailless_replies_total", "code=\"421\"", REP, COUNTER, "replies 421" },
+	[ML_ST_REPLY_500] = { "mailless_replies_total", "code=\"500\"", REP, COUNTER, "replies 500" },
+	[ML_ST_REPLY_521] = { "mailless_replies_total", "code=\"521\"", REP, COUNTER, "replies 521" },
+	[ML_ST_REPLY_554] = { "mailless_replies_total", "code=\"554\"", REP, COUNTER, "replies 554" },
+	[ML_ST_RX_BYTES] = { "mailless_received_bytes_total", "",
+		"Octets received from clients.", COUNTER, "bytes received" },
+	[ML_ST_TX_BYTES] = { "mailless_sent_bytes_total", "",
+		"Reply octets sent to clients.", COUNTER, "bytes sent" },
+	[ML_ST_LONG_LINES] = { "mailless_long_lines_total", "",
+		"Command lines over 512 octets (answered 500).", COUNTER, "over-long lines" },
+	[ML_ST_MULTI_LINE] = { "mailless_pipelined_segments_total", "",
+		"Received segments (user engine: reads) that carried more than one line.",
+		COUNTER, "pipelined segments" },
+	[ML_ST_PIPELINE_MAX] = { "mailless_pipeline_depth_max", "",
+		"Most command lines seen in one received segment.", GAUGE, "deepest pipeline" },
+	[ML_ST_ACTIVE] = { "mailless_sessions_active", "", "Open sessions.", GAUGE,
+		"active sessions" },
+	[ML_ST_LOG_DROPPED] = { "mailless_log_lines_dropped_total", "",
+		"Session log lines dropped by the per-second budget.", COUNTER,
+		"log lines dropped" },
+#undef SESS
+#undef CMD
+#undef REP
+};
+
+int ml_stats_add_percpu(int fd, struct ml_counters *c)
+{
+	int ncpu = libbpf_num_possible_cpus(), i, k;
+	struct ml_stats *per;
+	__u32 zero = 0;
+
+	if (ncpu <= 0)
+		return -EINVAL;
+	per = calloc(ncpu, sizeof(*per));
+	if (!per)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &zero, per)) {
+		free(per);
+		return -errno;
+	}
+	for (i = 0; i < ncpu; i++) {
+		const uint64_t *v = (const uint64_t *)&per[i];
+
+		for (k = 0; k < ML_ST__MAX; k++) {
+			if (k == ML_ST_PIPELINE_MAX)
+				c->v[k] = v[k] > c->v[k] ? v[k] : c->v[k];
+			else
+				c->v[k] += v[k];
+		}
+	}
+	free(per);
+	return 0;
+}
+
+int ml_stats_add_ctl(int fd, struct ml_counters *c)
+{
+	struct ml_counters ctl;
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(fd, &zero, &ctl))
+		return -errno;
+	ml_stats_merge(c, &ctl);
+	return 0;
+}
+
+void ml_stats_merge(struct ml_counters *into, const struct ml_counters *from)
+{
+	int k;
+
+	for (k = 0; k < ML_ST__MAX; k++) {
+		if (k == ML_ST_PIPELINE_MAX)
+			into->v[k] = from->v[k] > into->v[k] ? from->v[k] : into->v[k];
+		else
+			into->v[k] += from->v[k];
+	}
+}
+
+void ml_stats_prometheus(FILE *f, const struct ml_counters *c, const struct ml_build *b)
+{
+	const char *last = "";
+	int k;
+
+	for (k = 0; k < ML_ST__MAX; k++) {
+		if (strcmp(def[k].metric, last)) {
+			fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", def[k].metric, def[k].help,
+				def[k].metric, def[k].type == GAUGE ? "gauge" : "counter");
+			last = def[k].metric;
+		}
+		if (def[k].label[0])
+			fprintf(f, "%s{%s} %llu\n", def[k].metric, def[k].label,
+				(unsigned long long)c->v[k]);
+		else
+			fprintf(f, "%s %llu\n", def[k].metric, (unsigned long long)c->v[k]);
+	}
+	fprintf(f, "# HELP mailless_build_info Version, engine and dialect of the running mailless.\n"
+		"# TYPE mailless_build_info gauge\n"
+		"mailless_build_info{version=\"%s\",engine=\"%s\",dialect=\"%s\"} 1\n",
+		ML_VERSION, b->engine, b->dialect);
+}
+
+void ml_stats_json(FILE *f, const struct ml_counters *c, const struct ml_build *b)
+{
+	static const char *const names[ML_ST__MAX] = {
+#define ML_STAT_NAME(e, n) [ML_ST_##e] = #n,
+		ML_STATS(ML_STAT_NAME)
+#undef ML_STAT_NAME
+	};
+	int k;
+
+	fprintf(f, "{\"version\":\"%s\",\"engine\":\"%s\",\"dialect\":\"%s\",\"hostname\":\"%s\","
+		"\"counters\":{", ML_VERSION, b->engine, b->dialect, b->hostname);
+	for (k = 0; k < ML_ST__MAX; k++)
+		fprintf(f, "%s\"%s\":%llu", k ? "," : "", names[k], (unsigned long long)c->v[k]);
+	fprintf(f, "}}\n");
+}
+
+void ml_stats_table(FILE *f, const struct ml_counters *c, const struct ml_counters *prev,
+		    double secs, const struct ml_build *b)
+{
+	int k;
+
+	fprintf(f, "mailless %s, engine %s, dialect %s, hostname %s\n", ML_VERSION, b->engine,
+		b->dialect, b->hostname);
+	for (k = 0; k < ML_ST__MAX; k++) {
+		fprintf(f, "  %-28s %14llu", def[k].row, (unsigned long long)c->v[k]);
+		if (prev && secs > 0 && def[k].type == COUNTER)
+			fprintf(f, " %12.1f/s", (double)(c->v[k] - prev->v[k]) / secs);
+		fputc('\n', f);
+	}
+}
+
+static volatile sig_atomic_t watch_stop;
+
+static void on_int(int sig)
+{
+	(void)sig;
+	watch_stop = 1;
+}
+
+static int read_pinned(const char *dir, struct ml_counters *c, struct ml_build *b,
+		       char *host, size_t hostlen)
+{
+	char p[4200];
+	struct ml_info inf = {};
+	struct ml_config cfg;
+	struct ml_control ctl = {};
+	__u32 zero = 0;
+	int fd, ret;
+
+	memset(c, 0, sizeof(*c));
+	snprintf(p, sizeof(p), "%s/stats_ctl", dir);
+	fd = bpf_obj_get(p);
+	if (fd < 0)
+		return -ENOENT;
+	ret = ml_stats_add_ctl(fd, c);
+	close(fd);
+	if (ret)
+		return ret;
+	snprintf(p, sizeof(p), "%s/stats", dir);
+	fd = bpf_obj_get(p);
+	if (fd >= 0) {
+		ret = ml_stats_add_percpu(fd, c);
+		close(fd);
+		if (ret)
+			return ret;
+	}
+	snprintf(p, sizeof(p), "%s/info", dir);
+	fd = bpf_obj_get(p);
+	if (fd >= 0) {
+		bpf_map_lookup_elem(fd, &zero, &inf);
+		close(fd);
+	}
+	b->engine = inf.engine == ML_INFO_ENGINE_USER ? "user" : "kernel";
+	snprintf(p, sizeof(p), "%s/control", dir);
+	fd = bpf_obj_get(p);
+	if (fd >= 0) {
+		bpf_map_lookup_elem(fd, &zero, &ctl);
+		close(fd);
+	}
+	b->dialect = "rcpt";
+	snprintf(host, hostlen, "%s", inf.hostname);
+	snprintf(p, sizeof(p), "%s/config", dir);
+	fd = bpf_obj_get(p);
+	if (fd >= 0) {
+		__u32 slot = ctl.active & 1;
+
+		if (!bpf_map_lookup_elem(fd, &slot, &cfg)) {
+			b->dialect = ml_dialect_name(cfg.dialect);
+			snprintf(host, hostlen, "%s", cfg.hostname);
+		}
+		close(fd);
+	}
+	b->hostname = host;
+	return 0;
+}
+
+int ml_stats_cmd(const char *dir, int json, int prom, unsigned int watch)
+{
+	struct ml_counters now, prev;
+	struct ml_build b;
+	char host[ML_HOST_MAX];
+	struct timespec t0, t1;
+	int ret;
+
+	ret = read_pinned(dir, &now, &b, host, sizeof(host));
+	if (ret) {
+		if (json)
+			printf("{\"error\":\"no mailless counters pinned at %s\"}\n", dir);
+		else
+			err("no mailless counters pinned at %s: is `mailless run` running "
+			    "(with --pin-dir %s)? ", dir, dir);
+		return 1;
+	}
+	if (!watch) {
+		if (json)
+			ml_stats_json(stdout, &now, &b);
+		else if (prom)
+			ml_stats_prometheus(stdout, &now, &b);
+		else
+			ml_stats_table(stdout, &now, NULL, 0, &b);
+		return 0;
+	}
+	signal(SIGINT, on_int);
+	signal(SIGTERM, on_int);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!watch_stop) {
+		double secs;
+
+		prev = now;
+		sleep(watch);
+		if (watch_stop)
+			break;
+		if (read_pinned(dir, &now, &b, host, sizeof(host))) {
+			err("the counters at %s are gone: mailless stopped", dir);
+			return 1;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+		t0 = t1;
+		if (json) {
+			ml_stats_json(stdout, &now, &b);
+		} else {
+			printf("\n");
+			ml_stats_table(stdout, &now, &prev, secs, &b);
+		}
+		fflush(stdout);
+	}
+	return 0;
+}
