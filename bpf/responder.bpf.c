@@ -25,7 +25,10 @@
 
 #define AF_INET		2
 #define AF_INET6	10
-#define TCP_CLOSE_STATE	7	/* enum tcp_states TCP_CLOSE (not in UAPI) */
+/* enum tcp_states (not in UAPI) */
+#define TCP_FIN_WAIT1_STATE	4
+#define TCP_CLOSE_STATE		7
+#define TCP_LAST_ACK_STATE	9
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -203,6 +206,31 @@ static __always_inline int served(const struct ml_flow *f)
 	return bpf_map_lookup_elem(&listeners, &k) != NULL;
 }
 
+/*
+ * The session's summary for the controller's log line, once, when the socket
+ * leaves ESTABLISHED/CLOSE_WAIT for good: the controller's close() does that
+ * synchronously (FIN_WAIT1 or LAST_ACK), a reset does it on its own (CLOSE).
+ */
+static __always_inline void log_session(const struct ml_flow *f)
+{
+	struct ml_log_event *le;
+	struct ml_sock *s = bpf_map_lookup_elem(&sessions, f);
+
+	if (!s || s->logged)
+		return;
+	s->logged = 1;
+	le = bpf_ringbuf_reserve(&events, sizeof(*le), 0);
+	if (!le)
+		return;
+	le->ev.cookie = s->cookie;
+	le->ev.type = ML_EV_LOG;
+	le->ev.out_bytes = s->out_bytes;
+	le->ev.op = 0;
+	le->flow = *f;
+	le->sum = s->sum;
+	bpf_ringbuf_submit(le, 0);
+}
+
 SEC("sockops")
 int ml_sockops(struct bpf_sock_ops *skops)
 {
@@ -217,7 +245,12 @@ int ml_sockops(struct bpf_sock_ops *skops)
 
 	if (op == BPF_SOCK_OPS_STATE_CB) {
 		/* Only admitted sockets asked for state callbacks. */
-		if (skops->args[1] == TCP_CLOSE_STATE)
+		__u32 st = skops->args[1];
+
+		if (st == TCP_FIN_WAIT1_STATE || st == TCP_LAST_ACK_STATE ||
+		    st == TCP_CLOSE_STATE)
+			log_session(&f);
+		if (st == TCP_CLOSE_STATE)
 			bpf_map_delete_elem(&sessions, &f);
 		return 1;
 	}
@@ -289,6 +322,8 @@ static long scan_byte(__u64 index, void *data)
 		return 0;
 	if (ml_verb_stat(verb) >= 0)
 		stat_add(ml_verb_stat(verb), 1);
+	if (verb != ML_V_FLOOD)
+		ml_summary_add(&sc->s->sum, &sc->s->parser, verb);
 	if (verb == ML_V_TOOLONG)
 		stat_add(ML_ST_LONG_LINES, 1);
 
@@ -468,6 +503,7 @@ static long expand_op(__u64 index, void *data)
 
 struct count {
 	struct sk_msg_md *msg;
+	__u32 greets;
 	__u32 slot;
 	__u32 nops;
 	__u32 text_len;
@@ -491,6 +527,7 @@ static long count_op(__u64 index, void *data)
 	/* Replies are counted here rather than while copying them: the
 	 * copying callback is as large as the 6.18 verifier walks. */
 	if (op & ML_OP_GREET_FLAG) {
+		c->greets++;
 		c->text_len += reply_len(cfg, ML_OP_GREET);
 		stat_add(ml_code_stat(ml_op_code(cfg->dialect, ML_OP_GREET)), 1);
 	}
@@ -533,6 +570,7 @@ int ml_msg(struct sk_msg_md *msg)
 			s->greeted = 1;
 		}
 		__sync_fetch_and_add(&s->out_bytes, size);
+		__sync_fetch_and_add(&s->sum.nreplies, 1);
 		stat_add(ML_ST_TX_BYTES, size);
 		if (d + 3 <= end) {
 			int k = ml_code_stat((d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0'));
@@ -568,6 +606,7 @@ int ml_msg(struct sk_msg_md *msg)
 	__sync_fetch_and_add(&s->out_bytes, c.text_len);
 	stat_add(ML_ST_TX_BYTES, c.text_len);
 	__sync_fetch_and_add(&s->ops_done, c.nops);
+	__sync_fetch_and_add(&s->sum.nreplies, c.nops + c.greets);
 
 	if (ml_op_closes(ex.last_op)) {
 		ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);

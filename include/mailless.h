@@ -162,6 +162,8 @@ struct ml_flow {
 };
 
 /* Line framing state; all-zero except the two flags is the start of a line. */
+#define ML_ARG_MAX	64	/* argument octets kept per line (envelope log) */
+
 struct ml_parser {
 	__u32 len;		/* octets of the current line seen so far */
 	__u32 word;		/* first four octets, upper-cased, packed */
@@ -169,6 +171,23 @@ struct ml_parser {
 	__u8 spaces_only;	/* octets 5.. are spaces (QUIT's test) */
 	__u8 pending_cr;	/* last octet was CR: stripped if LF follows */
 	__u8 flooded;		/* ML_V_FLOOD was returned; nothing follows */
+	/* After a verb was returned: the completed line's argument (octets
+	 * 6.., CR stripped), at most ML_ARG_MAX of its arg_total octets. */
+	__u32 arg_len;
+	__u32 arg_total;
+	__u8 arg[ML_ARG_MAX];
+};
+
+/* What one session did, for its log line (kept by both engines alike). */
+struct ml_summary {
+	__u32 ncmds;		/* command lines */
+	__u32 nreplies;		/* replies sent, greeting and 421s included */
+	__u32 verbs;		/* bit (1 << enum ml_verb) for each verb seen */
+	__u32 nrcpt;		/* RCPT commands */
+	__u32 from_len, from_total;	/* first ML_ARG_MAX octets of the last MAIL */
+	__u32 rcpt_len, rcpt_total;	/* ... of the first RCPT */
+	__u8 from[ML_ARG_MAX];
+	__u8 rcpt[ML_ARG_MAX];
 };
 
 /* Per-socket state, created by sock_ops, removed when the socket closes. */
@@ -179,7 +198,9 @@ struct ml_sock {
 	__u32 ops_done;		/* replies the sk_msg program expanded */
 	__u32 greeted;		/* the greeting was sent (cmpxchg 0 -> 1) */
 	__u32 closing;		/* a closing reply was emitted; ignore input */
+	__u32 logged;		/* the ML_EV_LOG record was sent */
 	struct ml_parser parser;
+	struct ml_summary sum;
 };
 
 /* Who runs this instance, for `mailless status` and `unload` (not read by
@@ -199,13 +220,22 @@ struct ml_info {
 /* Ring buffer events, kernel -> controller. */
 enum ml_event_type {
 	ML_EV_CLOSE = 1,	/* a closing reply left sk_msg: close after it */
+	ML_EV_LOG,		/* the session ended: its summary, for the log */
 };
 
 struct ml_event {
 	__u64 cookie;
-	__u64 out_bytes;	/* close once this many octets are queued */
+	__u64 out_bytes;	/* ML_EV_CLOSE: close once this many are queued */
 	__u32 type;		/* enum ml_event_type */
-	__u32 op;		/* the closing reply */
+	__u32 op;		/* ML_EV_CLOSE: the closing reply */
+};
+
+/* ML_EV_LOG: sent by sock_ops when the socket leaves ESTABLISHED or
+ * CLOSE_WAIT for good, which a close() does synchronously. */
+struct ml_log_event {
+	struct ml_event ev;
+	struct ml_flow flow;
+	struct ml_summary sum;
 };
 
 #endif /* MAILLESS_H */

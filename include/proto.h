@@ -97,10 +97,16 @@ static inline __u32 ml_feed(struct ml_parser *p, __u8 c)
 	if (p->flooded)
 		return ML_V_NONE;
 	if (c == '\n') {
+		__u32 content = pos - p->pending_cr;
+
 		verb = ml_classify(p);
+		p->arg_total = content > 5 ? content - 5 : 0;
+		p->arg_len = p->arg_total < ML_ARG_MAX ? p->arg_total : ML_ARG_MAX;
 		ml_parser_reset(p);
 		return verb;
 	}
+	if (pos >= 5 && pos - 5 < ML_ARG_MAX)
+		p->arg[(pos - 5) & (ML_ARG_MAX - 1)] = c;
 	/* The previous CR was not followed by LF: it is an ordinary octet. */
 	if (p->pending_cr && pos >= 5) {
 		if (pos == 5)
@@ -150,6 +156,23 @@ static inline __u32 ml_reply_op(__u32 dialect, __u32 verb)
 static inline int ml_op_closes(__u32 op)
 {
 	return op == ML_OP_QUIT || op == ML_OP_FLOOD || op == ML_OP_PIPELINE;
+}
+
+/* Account a completed line (verb from ml_feed) in the session summary. */
+static inline void ml_summary_add(struct ml_summary *m, const struct ml_parser *p, __u32 verb)
+{
+	m->ncmds++;
+	if (verb < 32)
+		m->verbs |= 1u << verb;
+	if (verb == ML_V_MAIL) {
+		__builtin_memcpy(m->from, p->arg, ML_ARG_MAX);
+		m->from_len = p->arg_len;
+		m->from_total = p->arg_total;
+	} else if (verb == ML_V_RCPT && m->nrcpt++ == 0) {
+		__builtin_memcpy(m->rcpt, p->arg, ML_ARG_MAX);
+		m->rcpt_len = p->arg_len;
+		m->rcpt_total = p->arg_total;
+	}
 }
 
 /* The counter of a verb (ML_V_NONE and ML_V_FLOOD are no command). */

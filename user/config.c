@@ -153,6 +153,8 @@ void ml_opts_defaults(struct ml_opts *o)
 	memset(o, 0, sizeof(*o));
 	parse_listen(&o->listen[0], "[::]:25", 0, err, sizeof(err));
 	o->metrics_interval = 15;
+	o->log_rate = 100;
+	o->log_level = ML_INFO;
 	o->nlisten = 1;
 	default_hostname(o->hostname, sizeof(o->hostname));
 	o->dialect = ML_DIALECT_RCPT;
@@ -186,6 +188,26 @@ int ml_opts_set(struct ml_opts *o, const char *key, const char *val,
 		snprintf(o->metrics_file, sizeof(o->metrics_file), "%s", val);
 	} else if (!strcmp(key, "metrics-interval")) {
 		return parse_uint(key, val, 1, 3600, &o->metrics_interval, err, errlen);
+	} else if (!strcmp(key, "log-rate")) {
+		return parse_uint(key, val, 0, 1000000, &o->log_rate, err, errlen);
+	} else if (!strcmp(key, "log")) {
+		if (strcmp(val, "stderr") && strcmp(val, "syslog")) {
+			snprintf(err, errlen, "bad log '%s' (want stderr or syslog)", val);
+			return -EINVAL;
+		}
+		o->log_syslog = !strcmp(val, "syslog");
+	} else if (!strcmp(key, "log-level")) {
+		static const char *const lv[] = { "error", "warn", "info", "debug" };
+		int i;
+
+		for (i = 0; i < 4 && strcmp(val, lv[i]); i++)
+			;
+		if (i == 4) {
+			snprintf(err, errlen, "bad log-level '%s' (want error, warn, info "
+				 "or debug)", val);
+			return -EINVAL;
+		}
+		o->log_level = i;
 	} else if (!strcmp(key, "hostname")) {
 		if (!valid_hostname(val)) {
 			snprintf(err, errlen, "bad hostname '%s' (1-253 letters, digits, "
@@ -228,7 +250,8 @@ int ml_opts_set(struct ml_opts *o, const char *key, const char *val,
 	} else {
 		snprintf(err, errlen, "unknown key '%s' (known: listen, hostname, dialect, "
 			 "timeout, max-session-time, max-sessions, engine, pin-dir, "
-			 "metrics-listen, metrics-file, metrics-interval)", key);
+			 "metrics-listen, metrics-file, metrics-interval, log, log-level, "
+			 "log-rate)", key);
 		return -EINVAL;
 	}
 	return 0;

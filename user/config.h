@@ -33,6 +33,9 @@ struct ml_opts {
 	struct ml_listen metrics_listen; /* len 0: no metrics endpoint */
 	char metrics_file[PATH_MAX];	/* "" : no metrics file */
 	unsigned int metrics_interval;	/* seconds between file writes */
+	unsigned int log_rate;		/* session lines a second (0: none) */
+	int log_syslog;			/* session lines to syslog (mail) */
+	int log_level;			/* enum ml_level */
 	char conf_path[PATH_MAX];	/* "" when no file is read */
 	int conf_required;		/* -c given: a missing file is an error */
 };

@@ -30,6 +30,7 @@
 #include "responder.skel.h"
 #include "server.h"
 #include "stats.h"
+#include "sesslog.h"
 
 #ifndef SOL_TCP
 #define SOL_TCP 6
@@ -319,12 +320,9 @@ static int tcp_queued(int fd, uint64_t *queued, uint8_t *state, uint32_t *idle_m
 static int k_open(struct ml_server *srv, struct ml_session *s)
 {
 	struct kpriv *k = srv->eng_priv;
-	socklen_t len = sizeof(s->cookie);
 	int r, one = 1;
 
-	if (getsockopt(s->fd, SOL_SOCKET, SO_COOKIE, &s->cookie, &len))
-		return -errno;
-	ck_put(k, s->cookie, s->fd);
+	ck_put(k, s->cookie, s->fd);	/* s->cookie: read at accept (server.c) */
 	/* Only the end of the stream interests us: the data never reaches
 	 * this process. */
 	if (ml_epoll_mod(srv, s->fd, EPOLLRDHUP, 1))
@@ -397,6 +395,30 @@ static void k_io(struct ml_server *srv, struct ml_session *s, uint32_t events)
 	start_drain(srv, s, UINT64_MAX);
 }
 
+static void log_record(struct ml_server *srv, const struct ml_log_event *le)
+{
+	struct kpriv *k = srv->eng_priv;
+	char client[64], local[64];
+	int reason = ML_ST_CLOSE_RESET, i;
+	uint64_t start = 0, now = ml_now_ms();
+
+	for (i = 0; i < srv->nclosed; i++)
+		if (srv->closed[i].cookie == le->ev.cookie)
+			break;
+	if (i < srv->nclosed) {
+		reason = srv->closed[i].reason;
+		start = srv->closed[i].start_ms;
+	} else if ((i = ck_find(k, le->ev.cookie)) >= 0) {
+		/* Reset under an open session: its close comes later. */
+		start = srv->sess[k->ckfd[i]].start_ms;
+	}
+	if (!ml_sesslog_allow(srv))
+		return;
+	ml_sesslog_addr(client, sizeof(client), le->flow.raddr, ntohs(le->flow.rport >> 16));
+	ml_sesslog_addr(local, sizeof(local), le->flow.laddr, le->flow.lport);
+	ml_sesslog_print(srv, client, local, &le->sum, reason, start ? now - start : 0);
+}
+
 static int on_event(void *ctx, void *data, size_t len)
 {
 	struct ml_server *srv = ctx;
@@ -405,6 +427,10 @@ static int on_event(void *ctx, void *data, size_t len)
 	struct ml_session *s;
 	int i;
 
+	if (len >= sizeof(struct ml_log_event) && ev->type == ML_EV_LOG) {
+		log_record(srv, data);
+		return 0;
+	}
 	if (len < sizeof(*ev) || ev->type != ML_EV_CLOSE)
 		return 0;
 	i = ck_find(k, ev->cookie);
@@ -426,7 +452,10 @@ static int k_poll_fd(struct ml_server *srv)
 
 static void k_poll(struct ml_server *srv)
 {
+	srv->in_poll = 1;
 	ring_buffer__consume(((struct kpriv *)srv->eng_priv)->rb);
+	srv->in_poll = 0;
+	srv->nclosed = 0;	/* their records were all read */
 }
 
 static uint64_t k_idle_ms(struct ml_server *srv, struct ml_session *s)
@@ -465,7 +494,14 @@ int ml_bpf_publish(struct ml_server *srv)
 static void k_close(struct ml_server *srv, struct ml_session *s)
 {
 	ck_del(srv->eng_priv, s->cookie);
+	if (srv->nclosed < ML_CLOSED_MAX) {
+		srv->closed[srv->nclosed].cookie = s->cookie;
+		srv->closed[srv->nclosed].reason = s->reason;
+		srv->closed[srv->nclosed].start_ms = s->start_ms;
+		srv->nclosed++;
+	}
 }
+
 
 void ml_bpf_shutdown(struct ml_server *srv)
 {

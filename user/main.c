@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <bpf/libbpf.h>
 
 #include "config.h"
@@ -52,6 +53,11 @@ static void usage_run(FILE *f)
 "      --metrics-file PATH    write the same text there atomically, for\n"
 "                             node_exporter's textfile collector\n"
 "      --metrics-interval SECS  how often to write the file (default 15)\n"
+"      --log stderr|syslog    where session lines go (syslog: facility mail)\n"
+"      --log-level LEVEL      error, warn, info (default: one line per session)\n"
+"                             or debug\n"
+"      --log-rate N           session lines a second at most (default 100;\n"
+"                             0: none); the rest are counted as dropped\n"
 "  -v, --verbose              debug output, libbpf's and the verifier's too\n"
 "  -h, --help                 this help\n"
 "Signals: SIGHUP re-reads the settings file (hostname, dialect, timeouts and\n"
@@ -87,12 +93,16 @@ static int cmd_run(int argc, char **argv)
 		{ "metrics-listen", required_argument, 0, 5 },
 		{ "metrics-file", required_argument, 0, 6 },
 		{ "metrics-interval", required_argument, 0, 7 },
+		{ "log", required_argument, 0, 8 },
+		{ "log-level", required_argument, 0, 9 },
+		{ "log-rate", required_argument, 0, 10 },
 		{ "verbose", no_argument, 0, 'v' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0 }
 	};
 	static const char *const keys[] = {
 		[5] = "metrics-listen", [6] = "metrics-file", [7] = "metrics-interval",
+		[8] = "log", [9] = "log-level", [10] = "log-rate",
 		['l'] = "listen", ['H'] = "hostname", ['d'] = "dialect",
 		['t'] = "timeout", [1] = "max-session-time", [2] = "max-sessions",
 		[3] = "engine", [4] = "pin-dir",
@@ -117,7 +127,7 @@ static int cmd_run(int argc, char **argv)
 			free(cli);
 			return 0;
 		case 'l': case 'H': case 'd': case 't': case 1: case 2: case 3: case 4:
-		case 5: case 6: case 7:
+		case 5: case 6: case 7: case 8: case 9: case 10:
 			cli[ncli].key = keys[c];
 			cli[ncli].val = optarg;
 			ncli++;
@@ -134,12 +144,18 @@ static int cmd_run(int argc, char **argv)
 		return 2;
 	}
 	ml_opts_defaults(&o);
+	if (ml_log_level == ML_DEBUG)	/* -v */
+		o.log_level = ML_DEBUG;
 	snprintf(o.conf_path, sizeof(o.conf_path), "%s", conf ? conf : ML_DEFAULT_CONF);
 	o.conf_required = conf != NULL;
 	if (ml_opts_load(&o, cli, ncli)) {
 		free(cli);
 		return 2;
 	}
+	if (ml_log_level != ML_DEBUG)
+		ml_log_level = o.log_level;
+	if (o.log_syslog)
+		openlog("mailless", LOG_PID, LOG_MAIL);
 	ret = ml_serve(&o, cli, ncli);
 	free(cli);
 	return ret ? 1 : 0;

@@ -91,8 +91,10 @@ int ml_send_reply(struct ml_server *srv, struct ml_session *s, unsigned int op)
 	const struct ml_reply *r = &srv->render.replies[op];
 	ssize_t n = send(s->fd, r->text, r->len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
-	if (n == (ssize_t)r->len)
+	if (n == (ssize_t)r->len && srv->eng == &ml_user_engine) {
 		ml_count_reply(srv, op);
+		s->sum.nreplies++;
+	}
 	return n == (ssize_t)r->len ? 0 : (n < 0 ? -errno : -EAGAIN);
 }
 
@@ -185,14 +187,21 @@ void ml_session_close(struct ml_server *srv, struct ml_session *s)
 	if (s->state == ML_S_FREE)
 		return;
 	heap_remove(srv, s);
+	if (!s->reason)
+		s->reason = ML_ST_CLOSE_CLIENT;
 	if (srv->eng->close)
 		srv->eng->close(srv, s);
 	free(s->obuf);
 	close(s->fd);	/* also leaves the epoll set */
+	/* close() just queued the session's log record: read it now. Inside
+	 * the consumer already (a close driven by an event), the running
+	 * consumer reads it before it returns. */
+	if (srv->nclosed && !srv->in_poll)
+		srv->eng->poll(srv);
 	s->obuf = NULL;
 	s->state = ML_S_FREE;
 	srv->nactive--;
-	ml_count(srv, s->reason ? s->reason : ML_ST_CLOSE_CLIENT, 1);
+	ml_count(srv, s->reason, 1);
 	srv->ctr.v[ML_ST_ACTIVE] = srv->nactive;
 	resume_accept(srv);
 }
@@ -256,7 +265,11 @@ static void accept_ready(struct ml_server *srv, int li)
 	for (i = 0; i < ACCEPT_BATCH; i++) {
 		struct ml_session *s;
 
-		fd = accept4(srv->lfd[li], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
+
+		fd = accept4(srv->lfd[li], (struct sockaddr *)&peer, &plen,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				return;
@@ -291,14 +304,22 @@ static void accept_ready(struct ml_server *srv, int li)
 		s = &srv->sess[fd];
 		memset(s, 0, sizeof(*s));
 		s->fd = fd;
+		s->peer = peer;	/* for the user engine's log line */
 		s->heap_idx = -1;
 		s->state = ML_S_ACTIVE;
 		s->start_ms = s->last_rx_ms = ml_now_ms();
 		srv->nactive++;
 		srv->ctr.v[ML_ST_ACTIVE] = srv->nactive;
 		srv->ctr_dirty = 1;
-		if (srv->eng == &ml_user_engine)	/* sock_ops counts the kernel's */
+		if (srv->eng == &ml_user_engine) {	/* sock_ops counts the kernel's */
 			ml_count(srv, ML_ST_ADMITTED, 1);
+		} else {
+			socklen_t len = sizeof(s->cookie);
+
+			/* The ring buffer names sessions by socket cookie. */
+			if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &s->cookie, &len))
+				s->cookie = 0;
+		}
 		if (srv->nactive > srv->opts.max_sessions) {
 			close_with(srv, s, ML_OP_BUSY);
 			continue;

@@ -3,6 +3,7 @@
 #define ML_SERVER_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 #include <linux/types.h>
 
 #include "config.h"
@@ -30,6 +31,8 @@ struct ml_session {
 	int reason;			/* ML_ST_CLOSE_*: why it ends; 0 = not yet */
 	/* user engine */
 	struct ml_parser parser;
+	struct ml_summary sum;
+	struct sockaddr_storage peer;
 	char *obuf;
 	uint32_t olen, ooff, ocap;
 	int closing;			/* a closing reply is in obuf */
@@ -55,6 +58,8 @@ struct ml_engine_ops {
 	void (*close)(struct ml_server *srv, struct ml_session *s);
 };
 
+#define ML_CLOSED_MAX 1024
+
 struct ml_server {
 	struct ml_opts opts;
 	const struct ml_cli_set *cli;
@@ -65,6 +70,13 @@ struct ml_server {
 	uint64_t ctr_flushed_ms;	/* last write to the pinned stats_ctl */
 	int ctr_dirty;
 	struct ml_metrics *metrics;	/* metrics.c, NULL when not configured */
+	double log_tokens;		/* session log budget (sesslog.c) */
+	uint64_t log_refill_ms;
+	/* Sessions just closed (kernel engine): close() itself emits their log
+	 * records, which are read right after, while the reason is at hand. */
+	struct { uint64_t cookie, start_ms; int reason; } closed[ML_CLOSED_MAX];
+	int nclosed;
+	int in_poll;			/* inside the ring buffer consumer */
 	struct ml_config render;	/* replies rendered from opts */
 	int epfd, sigfd, timerfd;
 	int lfd[ML_LISTEN_MAX];

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "proto.h"
 #include "server.h"
+#include "sesslog.h"
 
 #define RX_CHUNK	16384
 #define OBUF_PAUSE	65536	/* stop reading while this much is unsent */
@@ -133,6 +134,8 @@ static void u_io(struct ml_server *srv, struct ml_session *s, uint32_t events)
 				continue;
 			lines++;
 			ml_count(srv, ml_verb_stat(verb), 1);
+			if (verb != ML_V_FLOOD)
+				ml_summary_add(&s->sum, &s->parser, verb);
 			if (verb == ML_V_TOOLONG)
 				ml_count(srv, ML_ST_LONG_LINES, 1);
 			op = ml_reply_op(srv->render.dialect, verb);
@@ -141,6 +144,7 @@ static void u_io(struct ml_server *srv, struct ml_session *s, uint32_t events)
 				return;
 			}
 			ml_count_reply(srv, op);
+			s->sum.nreplies++;
 			if (ml_op_closes(op)) {
 				s->closing = 1;
 				s->reason = op == ML_OP_QUIT ? ML_ST_CLOSE_QUIT : ML_ST_CLOSE_FLOOD;
@@ -170,7 +174,23 @@ static void u_drain(struct ml_server *srv, struct ml_session *s)
 	ml_session_close(srv, s);
 }
 
+/* The session line, while the socket still has its addresses. */
+static void u_close(struct ml_server *srv, struct ml_session *s)
+{
+	struct sockaddr_storage l = {};
+	socklen_t ll = sizeof(l);
+	char client[64] = "-", local[64] = "-";
+
+	if (!ml_sesslog_allow(srv))
+		return;
+	ml_sesslog_sockaddr(client, sizeof(client), &s->peer);
+	if (!getsockname(s->fd, (struct sockaddr *)&l, &ll))
+		ml_sesslog_sockaddr(local, sizeof(local), &l);
+	ml_sesslog_print(srv, client, local, &s->sum, s->reason, ml_now_ms() - s->start_ms);
+}
+
 const struct ml_engine_ops ml_user_engine = {
+	.close = u_close,
 	.name = "user",
 	.open = u_open,
 	.io = u_io,
