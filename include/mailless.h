@@ -175,6 +175,7 @@ struct ml_parser {
 	 * 6.., CR stripped), at most ML_ARG_MAX of its arg_total octets. */
 	__u32 arg_len;
 	__u32 arg_total;
+	__u32 arg_word;		/* the completed line's first four octets */
 	__u8 arg[ML_ARG_MAX];
 };
 

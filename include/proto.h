@@ -100,6 +100,7 @@ static inline __u32 ml_feed(struct ml_parser *p, __u8 c)
 		__u32 content = pos - p->pending_cr;
 
 		verb = ml_classify(p);
+		p->arg_word = p->word;
 		p->arg_total = content > 5 ? content - 5 : 0;
 		p->arg_len = p->arg_total < ML_ARG_MAX ? p->arg_total : ML_ARG_MAX;
 		ml_parser_reset(p);
@@ -158,12 +159,20 @@ static inline int ml_op_closes(__u32 op)
 	return op == ML_OP_QUIT || op == ML_OP_FLOOD || op == ML_OP_PIPELINE;
 }
 
-/* Account a completed line (verb from ml_feed) in the session summary. */
+/*
+ * Account a completed line (verb from ml_feed) in the session summary. An
+ * over-long MAIL or RCPT line is answered 500, but its envelope is logged
+ * all the same (truncated): who sends 10 KB addresses is worth knowing.
+ */
 static inline void ml_summary_add(struct ml_summary *m, const struct ml_parser *p, __u32 verb)
 {
 	m->ncmds++;
 	if (verb < 32)
 		m->verbs |= 1u << verb;
+	if (verb == ML_V_TOOLONG && p->arg_word == ML_WORD('M', 'A', 'I', 'L'))
+		verb = ML_V_MAIL;
+	else if (verb == ML_V_TOOLONG && p->arg_word == ML_WORD('R', 'C', 'P', 'T'))
+		verb = ML_V_RCPT;
 	if (verb == ML_V_MAIL) {
 		__builtin_memcpy(m->from, p->arg, ML_ARG_MAX);
 		m->from_len = p->arg_len;
