@@ -32,7 +32,7 @@ SKELS     := $(OUT)/responder.skel.h
 # Debian packages a fresh host needs to build, run and test mailless.
 DEPS_RUN  := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make gcc pkg-config
 DEPS_TEST := $(DEPS_RUN) python3 swaks iproute2 util-linux strace \
-	     qemu-system-x86 busybox-static cpio kmod
+	     qemu-system-x86 busybox-static cpio kmod prometheus curl
 
 .DELETE_ON_ERROR:
 .SECONDARY:
