@@ -11,7 +11,7 @@ VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 CFLAGS   ?= -O2 -g
 CFLAGS   += -Wall -Wextra -Werror -Wno-format-truncation -std=gnu11 -Iinclude -I$(OUT) -D_GNU_SOURCE \
 	    -DML_VERSION='"$(VERSION)"' -MMD -MP
-LDLIBS   += -lbpf -lelf -lz
+LDLIBS   += -lxdp -lbpf -lelf -lz
 BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Iinclude \
 	    -I/usr/include/$(shell uname -m)-linux-gnu -Wall -Wextra -Werror \
 	    -Wno-unused-parameter -MMD -MP
@@ -26,13 +26,14 @@ endif
 
 USER_SRCS := $(wildcard user/*.c)
 USER_OBJS := $(patsubst user/%.c,$(OUT)/user/%.o,$(USER_SRCS))
-BPF_OBJS  := $(OUT)/responder.bpf.o
-SKELS     := $(OUT)/responder.skel.h
+BPF_SRCS  := $(wildcard bpf/*.bpf.c)
+BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(OUT)/%.bpf.o,$(BPF_SRCS))
+SKELS     := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
 
 # Debian packages a fresh host needs to build, run and test mailless.
-DEPS_RUN  := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make gcc pkg-config
+DEPS_RUN  := clang llvm libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev make gcc pkg-config
 DEPS_TEST := $(DEPS_RUN) python3 swaks iproute2 util-linux strace \
-	     qemu-system-x86 busybox-static cpio kmod prometheus curl
+	     qemu-system-x86 busybox-static cpio kmod prometheus curl xdp-tools
 
 .DELETE_ON_ERROR:
 .SECONDARY:
