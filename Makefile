@@ -39,13 +39,14 @@ DEPS_TEST := $(DEPS_RUN) python3 swaks iproute2 util-linux strace \
 .SECONDARY:
 .PHONY: all clean help deps deps-test run test unit
 
-all: mailless
+all: mailless tools/loadgen
 
 help:
 	@echo "make            build ./mailless (objects under $(OUT)/)"
 	@echo "make run        install missing Debian packages, build, serve port 25 (root)"
 	@echo "make test       install missing Debian packages, build, run the whole test suite"
 	@echo "make unit       build and run the pure C unit tests only"
+	@echo "make tools/loadgen  build the load generator (tools/README.md)"
 	@echo "make clean      remove $(OUT)/ and ./mailless"
 	@echo "V=1             show the commands"
 
@@ -99,6 +100,11 @@ clean:
 	rm -rf $(OUT) mailless
 
 -include $(wildcard $(OUT)/*.d $(OUT)/user/*.d $(OUT)/tests/*.d)
+
+# Tools: the load generator (tools/README.md).
+tools/loadgen: tools/loadgen.c Makefile
+	$(call msg,CC,$@)
+	$(Q)$(CC) -O2 -g -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE $< -o $@
 
 # Test programs (C): built by `make test`, also copied into the 6.1 VM.
 TEST_BINS := $(OUT)/tests/wirecheck $(OUT)/tests/unit_proto
