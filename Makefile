@@ -104,7 +104,7 @@ clean:
 # Tools: the load generator (tools/README.md).
 tools/loadgen: tools/loadgen.c Makefile
 	$(call msg,CC,$@)
-	$(Q)$(CC) -O2 -g -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE $< -o $@
+	$(Q)$(CC) -O2 -g -Wall -Wextra -Werror -std=gnu11 $< -o $@
 
 # Test programs (C): built by `make test`, also copied into the 6.1 VM.
 TEST_BINS := $(OUT)/tests/wirecheck $(OUT)/tests/unit_proto
