@@ -13,6 +13,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "guardctl.h"
 #include "log.h"
 #include "mailless.h"
 #include "server.h"
@@ -119,7 +120,9 @@ int ml_kernel_status(const char *dir, int json)
 		       on_msg == 1 ? "true" : "false");
 		for (i = 0; i < (int)N(maps); i++)
 			printf("%s\"%s/%s\"", i ? "," : "", dir, maps[i]);
-		printf("]}\n");
+		printf("]");
+		ml_guard_status(dir, 1);
+		printf("}\n");
 	} else {
 		printf("mailless: %s, pid %u, engine kernel, pin dir %s\n",
 		       locked == 1 && !kill(inf.pid, 0) ? "running" : "NOT running (stale pins: "
@@ -135,6 +138,7 @@ int ml_kernel_status(const char *dir, int json)
 		for (i = 0; i < (int)N(maps); i++)
 			printf(" %s/%s", dir, maps[i]);
 		printf("\n");
+		ml_guard_status(dir, 0);
 	}
 	for (i = 0; i < (int)N(progs); i++)
 		if (fds[i] >= 0)
@@ -171,6 +175,11 @@ int ml_kernel_unload(const char *dir)
 		    inf.pid, dir, inf.pid);
 		return 1;
 	}
+	/* The XDP guard first: if its interfaces cannot be reached from here,
+	 * leave everything as it is for an unload from the right namespace. */
+	if ((i = ml_guard_unload(dir)) == (unsigned int)-1)
+		return 1;
+	left += i;
 	/* A plain (non-link) cgroup attachment would outlive a crash; ours is a
 	 * link, but detach anyway in case an older run used a plain attach. */
 	pfd = get_pinned(dir, "ml_sockops");

@@ -163,6 +163,7 @@ void ml_opts_defaults(struct ml_opts *o)
 	o->max_sessions = 10000;
 	o->engine = ML_ENGINE_AUTO;
 	snprintf(o->pin_dir, sizeof(o->pin_dir), "%s", ML_DEFAULT_PIN);
+	ml_guard_opts_defaults(&o->guard);
 }
 
 int ml_opts_set(struct ml_opts *o, const char *key, const char *val,
@@ -248,10 +249,15 @@ int ml_opts_set(struct ml_opts *o, const char *key, const char *val,
 		}
 		snprintf(o->pin_dir, sizeof(o->pin_dir), "%s", val);
 	} else {
+		int r = ml_guard_opts_set(&o->guard, key, val, err, errlen);
+
+		if (r != -ENOENT)
+			return r;
 		snprintf(err, errlen, "unknown key '%s' (known: listen, hostname, dialect, "
 			 "timeout, max-session-time, max-sessions, engine, pin-dir, "
 			 "metrics-listen, metrics-file, metrics-interval, log, log-level, "
-			 "log-rate)", key);
+			 "log-rate, xdp, xdp-mode, syn-rate, syn-burst, syn-prefix4, "
+			 "syn-prefix6, allow, deny, allow-file, deny-file)", key);
 		return -EINVAL;
 	}
 	return 0;

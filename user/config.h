@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "mailless.h"
+#include "guard.h"
 
 #define ML_LISTEN_MAX	16
 #define ML_DEFAULT_CONF	"/etc/mailless.conf"
@@ -18,6 +19,23 @@ struct ml_listen {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	char text[64];			/* as written, for messages */
+};
+
+/* The XDP guard (user/guard.c): where, how, and what it lets through. */
+enum ml_xdp_mode { ML_XDP_AUTO, ML_XDP_NATIVE, ML_XDP_SKB };
+#define ML_PREFIXES_MAX	4096	/* allow/deny written inline; more: a file */
+
+struct ml_guard_opts {
+	char iface[GD_IFACE_MAX][GD_IFNAME_MAX];
+	int niface;			/* 0: no guard */
+	enum ml_xdp_mode mode;
+	unsigned int syn_rate;		/* SYNs a second per source; 0: no limit */
+	unsigned int syn_burst;
+	unsigned int prefix4, prefix6;	/* source grouping of the buckets */
+	char allow[ML_PREFIXES_MAX];	/* validated prefixes, space-separated */
+	char deny[ML_PREFIXES_MAX];
+	char allow_file[PATH_MAX];	/* "" : none */
+	char deny_file[PATH_MAX];
 };
 
 struct ml_opts {
@@ -38,6 +56,7 @@ struct ml_opts {
 	int log_level;			/* enum ml_level */
 	char conf_path[PATH_MAX];	/* "" when no file is read */
 	int conf_required;		/* -c given: a missing file is an error */
+	struct ml_guard_opts guard;	/* the XDP guard */
 };
 
 /* A key = value setting as given on the command line, re-applied on top of
@@ -53,6 +72,10 @@ int ml_opts_set(struct ml_opts *o, const char *key, const char *val,
 		char *err, size_t errlen);
 /* Read o->conf_path (if any) then apply the command-line settings. */
 int ml_opts_load(struct ml_opts *o, const struct ml_cli_set *cli, int ncli);
+/* user/guard.c: the guard's keys; -ENOENT if key is not one of them. */
+void ml_guard_opts_defaults(struct ml_guard_opts *g);
+int ml_guard_opts_set(struct ml_guard_opts *g, const char *key, const char *val,
+		      char *err, size_t errlen);
 const char *ml_dialect_name(unsigned int d);
 const char *ml_engine_name(enum ml_engine e);
 

@@ -58,11 +58,28 @@ static void usage_run(FILE *f)
 "                             or debug\n"
 "      --log-rate N           session lines a second at most (default 100;\n"
 "                             0: none); the rest are counted as dropped\n"
+"XDP guard (in front of the served ports; see README, \"The XDP guard\"):\n"
+"      --xdp IFACE[,IFACE...]  attach it to these interfaces, through libxdp;\n"
+"                             refuses (never replaces) an interface that has an\n"
+"                             XDP program libxdp cannot run it beside\n"
+"      --xdp-mode native|skb|auto  auto (default): native where the driver\n"
+"                             supports it, else skb (generic)\n"
+"      --syn-rate N           SYNs a second per source prefix (default %d; 0: no\n"
+"                             limit); over it SYNs are dropped and counted\n"
+"      --syn-burst N          SYNs at once per source prefix (default %d)\n"
+"      --syn-prefix4 LEN      IPv4 source prefix sharing a bucket (default %d)\n"
+"      --syn-prefix6 LEN      IPv6 source prefix sharing a bucket (default %d)\n"
+"      --allow PREFIX[,...]   always pass (wins over deny and the rate limit)\n"
+"      --deny PREFIX[,...]    drop every packet to the served ports\n"
+"      --allow-file PATH, --deny-file PATH  prefixes, one or more a line, #\n"
+"                             comments; re-read with the rest on SIGHUP\n"
 "  -v, --verbose              debug output, libbpf's and the verifier's too\n"
 "  -h, --help                 this help\n"
 "Signals: SIGHUP re-reads the settings file (hostname, dialect, timeouts and\n"
 "limits apply to new replies; no session is dropped); SIGTERM/SIGINT send 421\n"
-"to open sessions, detach and unpin everything and exit 0.\n");
+"to open sessions, detach and unpin everything and exit 0. SIGHUP also swaps\n"
+"the guard's limits and prefix lists in at once; --xdp needs a restart.\n",
+		GD_DEFAULT_RATE, GD_DEFAULT_BURST, GD_DEFAULT_PREFIX4, GD_DEFAULT_PREFIX6);
 }
 
 static void usage_admin(FILE *f, const char *cmd)
@@ -96,6 +113,16 @@ static int cmd_run(int argc, char **argv)
 		{ "log", required_argument, 0, 8 },
 		{ "log-level", required_argument, 0, 9 },
 		{ "log-rate", required_argument, 0, 10 },
+		{ "xdp", required_argument, 0, 11 },
+		{ "xdp-mode", required_argument, 0, 12 },
+		{ "syn-rate", required_argument, 0, 13 },
+		{ "syn-burst", required_argument, 0, 14 },
+		{ "syn-prefix4", required_argument, 0, 15 },
+		{ "syn-prefix6", required_argument, 0, 16 },
+		{ "allow", required_argument, 0, 17 },
+		{ "deny", required_argument, 0, 18 },
+		{ "allow-file", required_argument, 0, 19 },
+		{ "deny-file", required_argument, 0, 20 },
 		{ "verbose", no_argument, 0, 'v' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0 }
@@ -103,6 +130,9 @@ static int cmd_run(int argc, char **argv)
 	static const char *const keys[] = {
 		[5] = "metrics-listen", [6] = "metrics-file", [7] = "metrics-interval",
 		[8] = "log", [9] = "log-level", [10] = "log-rate",
+		[11] = "xdp", [12] = "xdp-mode", [13] = "syn-rate", [14] = "syn-burst",
+		[15] = "syn-prefix4", [16] = "syn-prefix6", [17] = "allow", [18] = "deny",
+		[19] = "allow-file", [20] = "deny-file",
 		['l'] = "listen", ['H'] = "hostname", ['d'] = "dialect",
 		['t'] = "timeout", [1] = "max-session-time", [2] = "max-sessions",
 		[3] = "engine", [4] = "pin-dir",
@@ -128,6 +158,8 @@ static int cmd_run(int argc, char **argv)
 			return 0;
 		case 'l': case 'H': case 'd': case 't': case 1: case 2: case 3: case 4:
 		case 5: case 6: case 7: case 8: case 9: case 10:
+		case 11: case 12: case 13: case 14: case 15: case 16: case 17: case 18:
+		case 19: case 20:
 			cli[ncli].key = keys[c];
 			cli[ncli].val = optarg;
 			ncli++;

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "guardctl.h"
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
@@ -46,12 +47,14 @@ char *ml_metrics_render(struct ml_server *srv, size_t *len)
 		.hostname = srv->opts.hostname,
 	};
 	struct ml_counters c;
+	struct ml_xdp_counters x;
 	char *buf = NULL;
 	FILE *f = open_memstream(&buf, len);
 
 	if (!f)
 		return NULL;
 	ml_bpf_read_stats(srv, &c);
+	b.xdp = ml_guard_counters(srv, &x) ? NULL : &x;
 	ml_stats_prometheus(f, &c, &b);
 	if (fclose(f)) {
 		free(buf);

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guardctl.h"
 #include "log.h"
 #include "metrics.h"
 #include "proto.h"
@@ -416,6 +417,7 @@ static void reload(struct ml_server *srv)
 		err("reload: could not publish the configuration to the kernel");
 		return;
 	}
+	ml_guard_reload(srv, &n);
 	info("reloaded: hostname %s, dialect %s, timeout %us",
 	     srv->opts.hostname, ml_dialect_name(srv->opts.dialect), srv->opts.timeout);
 }
@@ -508,6 +510,13 @@ int ml_serve(struct ml_opts *o, const struct ml_cli_set *cli, int ncli)
 		if (ml_maps_init(srv))
 			warn("cannot create BPF maps: `mailless stats` will not see this "
 			     "instance (its counters are still on --metrics-listen)");
+	}
+
+	/* In front of the listeners, before they listen. */
+	if (ml_guard_start(srv)) {
+		err("the XDP guard could not start (see above); without --xdp mailless "
+		    "serves unguarded");
+		goto out;
 	}
 
 	for (i = 0; i < srv->nlfd; i++) {
@@ -624,6 +633,7 @@ out:
 	if (!srv->stopping)
 		stop(srv);
 	ml_metrics_close(srv);
+	ml_guard_stop(srv);	/* before the pin dir goes */
 	if (srv->eng_priv)
 		ml_bpf_shutdown(srv);
 	if (srv->epfd >= 0)

@@ -66,6 +66,7 @@ struct ml_server {
 	int ncli;
 	const struct ml_engine_ops *eng;
 	void *eng_priv;			/* BPF objects (kern.c), NULL without */
+	struct ml_guard *guard;		/* the XDP guard (guard.c), NULL without */
 	struct ml_counters ctr;		/* the controller's counters */
 	uint64_t ctr_flushed_ms;	/* last write to the pinned stats_ctl */
 	int ctr_dirty;

@@ -13,6 +13,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "guardctl.h"
 #include "log.h"
 #include "server.h"
 #include "stats.h"
@@ -87,6 +88,42 @@ static const struct {
 #undef REP
 };
 
+/* The XDP guard's counters, enum gd_stat order. */
+static const struct {
+	const char *metric, *label, *help, *row, *json;
+} xdef[GD_ST__MAX] = {
+	[GD_ST_PACKETS] = { "mailless_xdp_packets_total", "",
+		"TCP packets to a served port seen by the XDP guard.", "xdp packets", "packets" },
+	[GD_ST_SYN_PASSED] = { "mailless_xdp_syn_passed_total", "",
+		"SYNs the XDP guard passed within the per-source rate limit.", "xdp SYNs passed",
+		"syn_passed" },
+	[GD_ST_DROP_RATE] = { "mailless_xdp_dropped_total", "reason=\"rate\"",
+		"Packets the XDP guard dropped, by reason.", "xdp dropped: rate", "drop_rate" },
+	[GD_ST_DROP_DENY] = { "mailless_xdp_dropped_total", "reason=\"deny\"",
+		"Packets the XDP guard dropped, by reason.", "xdp dropped: deny", "drop_deny" },
+	[GD_ST_ALLOWED] = { "mailless_xdp_allowed_total", "",
+		"Packets the XDP guard passed because their source is on the allow list.",
+		"xdp passed: allow", "allowed" },
+};
+
+static void xdp_prometheus(FILE *f, const struct ml_xdp_counters *x)
+{
+	const char *last = "";
+	int k;
+
+	for (k = 0; k < GD_ST__MAX; k++) {
+		if (strcmp(xdef[k].metric, last))
+			fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", xdef[k].metric,
+				xdef[k].help, xdef[k].metric);
+		last = xdef[k].metric;
+		if (xdef[k].label[0])
+			fprintf(f, "%s{%s} %llu\n", xdef[k].metric, xdef[k].label,
+				(unsigned long long)x->v[k]);
+		else
+			fprintf(f, "%s %llu\n", xdef[k].metric, (unsigned long long)x->v[k]);
+	}
+}
+
 int ml_stats_add_percpu(int fd, struct ml_counters *c)
 {
 	int ncpu = libbpf_num_possible_cpus(), i, k;
@@ -160,6 +197,8 @@ void ml_stats_prometheus(FILE *f, const struct ml_counters *c, const struct ml_b
 		"# TYPE mailless_build_info gauge\n"
 		"mailless_build_info{version=\"%s\",engine=\"%s\",dialect=\"%s\"} 1\n",
 		ML_VERSION, b->engine, b->dialect);
+	if (b->xdp)
+		xdp_prometheus(f, b->xdp);
 }
 
 void ml_stats_json(FILE *f, const struct ml_counters *c, const struct ml_build *b)
@@ -175,7 +214,15 @@ void ml_stats_json(FILE *f, const struct ml_counters *c, const struct ml_build *
 		"\"counters\":{", ML_VERSION, b->engine, b->dialect, b->hostname);
 	for (k = 0; k < ML_ST__MAX; k++)
 		fprintf(f, "%s\"%s\":%llu", k ? "," : "", names[k], (unsigned long long)c->v[k]);
-	fprintf(f, "}}\n");
+	fprintf(f, "}");
+	if (b->xdp) {
+		fprintf(f, ",\"xdp\":{");
+		for (k = 0; k < GD_ST__MAX; k++)
+			fprintf(f, "%s\"%s\":%llu", k ? "," : "", xdef[k].json,
+				(unsigned long long)b->xdp->v[k]);
+		fprintf(f, "}");
+	}
+	fprintf(f, "}\n");
 }
 
 void ml_stats_table(FILE *f, const struct ml_counters *c, const struct ml_counters *prev,
@@ -189,6 +236,12 @@ void ml_stats_table(FILE *f, const struct ml_counters *c, const struct ml_counte
 		fprintf(f, "  %-28s %14llu", def[k].row, (unsigned long long)c->v[k]);
 		if (prev && secs > 0 && def[k].type == COUNTER)
 			fprintf(f, " %12.1f/s", (double)(c->v[k] - prev->v[k]) / secs);
+		fputc('\n', f);
+	}
+	for (k = 0; b->xdp && k < GD_ST__MAX; k++) {
+		fprintf(f, "  %-28s %14llu", xdef[k].row, (unsigned long long)b->xdp->v[k]);
+		if (prev && secs > 0 && b->xdp_prev)
+			fprintf(f, " %12.1f/s", (double)(b->xdp->v[k] - b->xdp_prev->v[k]) / secs);
 		fputc('\n', f);
 	}
 }
@@ -258,10 +311,17 @@ static int read_pinned(const char *dir, struct ml_counters *c, struct ml_build *
 	return 0;
 }
 
+/* The guard's pinned counters into *x; b->xdp points at them if present. */
+static void read_pinned_xdp(const char *dir, struct ml_build *b, struct ml_xdp_counters *x)
+{
+	b->xdp = ml_guard_counters_pinned(dir, x) ? NULL : x;
+}
+
 int ml_stats_cmd(const char *dir, int json, int prom, unsigned int watch)
 {
 	struct ml_counters now, prev;
-	struct ml_build b;
+	struct ml_xdp_counters xnow, xprev;
+	struct ml_build b = { 0 };
 	char host[ML_HOST_MAX];
 	struct timespec t0, t1;
 	int ret;
@@ -275,6 +335,7 @@ int ml_stats_cmd(const char *dir, int json, int prom, unsigned int watch)
 			    "(with --pin-dir %s)? ", dir, dir);
 		return 1;
 	}
+	read_pinned_xdp(dir, &b, &xnow);
 	if (!watch) {
 		if (json)
 			ml_stats_json(stdout, &now, &b);
@@ -291,6 +352,8 @@ int ml_stats_cmd(const char *dir, int json, int prom, unsigned int watch)
 		double secs;
 
 		prev = now;
+		xprev = xnow;
+		b.xdp_prev = b.xdp ? &xprev : NULL;
 		sleep(watch);
 		if (watch_stop)
 			break;
@@ -298,6 +361,7 @@ int ml_stats_cmd(const char *dir, int json, int prom, unsigned int watch)
 			err("the counters at %s are gone: mailless stopped", dir);
 			return 1;
 		}
+		read_pinned_xdp(dir, &b, &xnow);
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
 		t0 = t1;

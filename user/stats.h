@@ -7,6 +7,8 @@
 
 #include "mailless.h"
 
+struct ml_xdp_counters;
+
 struct ml_counters {
 	uint64_t v[ML_ST__MAX];
 };
@@ -16,6 +18,10 @@ struct ml_build {
 	const char *engine;	/* "kernel" or "user" */
 	const char *dialect;
 	const char *hostname;
+	/* The XDP guard's counters (guardctl.h), NULL when it is not in use:
+	 * its metrics then are left out, not shown as zeros. */
+	const struct ml_xdp_counters *xdp;
+	const struct ml_xdp_counters *xdp_prev;	/* table rates (--watch) */
 };
 
 /* Add the per-CPU BPF counters of map fd `stats` (PIPELINE_MAX: maximum). */

@@ -1,0 +1,899 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * guard.c - the XDP guard's controller side: its settings, attaching
+ * bpf/guard.bpf.c through libxdp, publishing limits and prefix lists
+ * (atomically, on start and on SIGHUP), its counters, and `status` and
+ * `unload` from the pins.
+ *
+ * libxdp and other XDP programs: where the kernel lets libxdp load its
+ * dispatcher (freplace, BPF_PROG_TYPE_EXT), the guard joins the dispatcher
+ * at its XDP_RUN_CONFIG priority beside whatever else is there. Where it
+ * does not (this project's CI VM, locked-down kernels), libxdp attaches one
+ * program alone: the guard then attaches only to a free interface and
+ * refuses, naming the program in the way, rather than replace it.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <xdp/libxdp.h>
+
+#include "guardctl.h"
+#include "guard.skel.h"
+#include "log.h"
+#include "server.h"
+
+/* What the guard pins under the pin dir; `unload` removes these. */
+static const char *const gd_maps[] = {
+	"guard_cfg", "guard_ctl", "guard_buckets", "guard_stats", "guard_info",
+	"guard_allow4", "guard_deny4", "guard_allow6", "guard_deny6",
+};
+#define GD_PROG_PIN	"ml_guard"
+#define N(a)		(sizeof(a) / sizeof(*(a)))
+
+struct ml_guard {
+	struct guard *skel;
+	struct xdp_program *prog;
+	struct gd_info info;
+	int attached[GD_IFACE_MAX];
+	unsigned int slot;		/* active slot */
+	char pin_dir[PATH_MAX];
+};
+
+/* ---- settings ------------------------------------------------------------- */
+
+void ml_guard_opts_defaults(struct ml_guard_opts *g)
+{
+	memset(g, 0, sizeof(*g));
+	g->syn_rate = GD_DEFAULT_RATE;
+	g->syn_burst = GD_DEFAULT_BURST;
+	g->prefix4 = GD_DEFAULT_PREFIX4;
+	g->prefix6 = GD_DEFAULT_PREFIX6;
+}
+
+/* One prefix: ADDR[/LEN], IPv4 or IPv6; a bare address is a host. */
+static int parse_prefix(const char *s, int *v6, unsigned char addr[16], unsigned int *len)
+{
+	char a[64], *slash, *end;
+	unsigned long l;
+
+	if (strlen(s) >= sizeof(a))
+		return -EINVAL;
+	snprintf(a, sizeof(a), "%s", s);
+	slash = strchr(a, '/');
+	if (slash)
+		*slash = 0;
+	memset(addr, 0, 16);
+	if (inet_pton(AF_INET, a, addr) == 1)
+		*v6 = 0;
+	else if (inet_pton(AF_INET6, a, addr) == 1)
+		*v6 = 1;
+	else
+		return -EINVAL;
+	l = *v6 ? 128 : 32;
+	if (slash) {
+		errno = 0;
+		l = strtoul(slash + 1, &end, 10);
+		if (errno || *end || !slash[1] || l > (*v6 ? 128u : 32u))
+			return -EINVAL;
+	}
+	*len = l;
+	return 0;
+}
+
+/* Validate a list of prefixes (commas or spaces) and append it to buf. */
+static int add_prefixes(char *buf, size_t size, const char *key, const char *val,
+			char *err, size_t errlen)
+{
+	char tmp[ML_PREFIXES_MAX], *tok, *save = NULL;
+	unsigned char addr[16];
+	unsigned int len;
+	int v6;
+
+	if (strlen(val) >= sizeof(tmp) || strlen(buf) + strlen(val) + 2 >= size) {
+		snprintf(err, errlen, "%s: too many prefixes inline (at most %d characters "
+			 "in all; put long lists in %s-file)", key, ML_PREFIXES_MAX - 1, key);
+		return -EINVAL;
+	}
+	snprintf(tmp, sizeof(tmp), "%s", val);
+	for (tok = strtok_r(tmp, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		if (parse_prefix(tok, &v6, addr, &len)) {
+			snprintf(err, errlen, "bad prefix '%s' for %s (want ADDR[/LEN], e.g. "
+				 "192.0.2.0/24 or 2001:db8::/32)", tok, key);
+			return -EINVAL;
+		}
+		snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", buf[0] ? " " : "", tok);
+	}
+	return 0;
+}
+
+static int guard_uint(const char *key, const char *val, unsigned int min, unsigned int max,
+		      unsigned int *out, char *err, size_t errlen)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(val, &end, 10);
+	if (errno || *end || !*val || val[0] == '-' || v < min || v > max) {
+		snprintf(err, errlen, "bad value '%s' for %s (want a whole number %u-%u)",
+			 val, key, min, max);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+int ml_guard_opts_set(struct ml_guard_opts *g, const char *key, const char *val,
+		      char *err, size_t errlen)
+{
+	if (!strcmp(key, "xdp")) {
+		char tmp[GD_IFACE_MAX * GD_IFNAME_MAX * 2], *tok, *save = NULL;
+		int i;
+
+		snprintf(tmp, sizeof(tmp), "%s", val);
+		for (tok = strtok_r(tmp, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+			if (strlen(tok) >= GD_IFNAME_MAX || strchr(tok, '/')) {
+				snprintf(err, errlen, "bad interface name '%s' for xdp", tok);
+				return -EINVAL;
+			}
+			for (i = 0; i < g->niface && strcmp(g->iface[i], tok); i++)
+				;
+			if (i < g->niface)
+				continue;
+			if (g->niface >= GD_IFACE_MAX) {
+				snprintf(err, errlen, "xdp: at most %d interfaces", GD_IFACE_MAX);
+				return -EINVAL;
+			}
+			snprintf(g->iface[g->niface++], GD_IFNAME_MAX, "%s", tok);
+		}
+		if (!g->niface) {
+			snprintf(err, errlen, "xdp wants IFACE[,IFACE...]");
+			return -EINVAL;
+		}
+	} else if (!strcmp(key, "xdp-mode")) {
+		if (!strcmp(val, "native"))
+			g->mode = ML_XDP_NATIVE;
+		else if (!strcmp(val, "skb"))
+			g->mode = ML_XDP_SKB;
+		else if (!strcmp(val, "auto"))
+			g->mode = ML_XDP_AUTO;
+		else {
+			snprintf(err, errlen, "bad xdp-mode '%s' (want native, skb or auto)", val);
+			return -EINVAL;
+		}
+	} else if (!strcmp(key, "syn-rate")) {
+		return guard_uint(key, val, 0, 10000000, &g->syn_rate, err, errlen);
+	} else if (!strcmp(key, "syn-burst")) {
+		return guard_uint(key, val, 1, 10000000, &g->syn_burst, err, errlen);
+	} else if (!strcmp(key, "syn-prefix4")) {
+		return guard_uint(key, val, 1, 32, &g->prefix4, err, errlen);
+	} else if (!strcmp(key, "syn-prefix6")) {
+		return guard_uint(key, val, 1, 128, &g->prefix6, err, errlen);
+	} else if (!strcmp(key, "allow")) {
+		return add_prefixes(g->allow, sizeof(g->allow), key, val, err, errlen);
+	} else if (!strcmp(key, "deny")) {
+		return add_prefixes(g->deny, sizeof(g->deny), key, val, err, errlen);
+	} else if (!strcmp(key, "allow-file") || !strcmp(key, "deny-file")) {
+		char *dst = key[0] == 'a' ? g->allow_file : g->deny_file;
+
+		if (val[0] != '/' || strlen(val) >= PATH_MAX) {
+			snprintf(err, errlen, "bad %s '%s' (want an absolute path)", key, val);
+			return -EINVAL;
+		}
+		snprintf(dst, PATH_MAX, "%s", val);
+	} else {
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* ---- libxdp's messages ---------------------------------------------------- */
+
+/* libxdp explains a fallback to single-program mode in a warning; keep the
+ * reason for `status`, show the rest only with -v. */
+static char fallback_reason[128];
+
+static int xdp_print(enum libxdp_print_level level, const char *fmt, va_list ap)
+{
+	char line[512];
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	line[strcspn(line, "\n")] = 0;
+	if (strstr(line, "dispatcher") && strstr(line, "failed"))
+		snprintf(fallback_reason, sizeof(fallback_reason), "%s",
+			 strncmp(line, "libxdp: ", 8) ? line : line + 8);
+	if (ml_log_level >= ML_DEBUG || (level == LIBXDP_WARN && !strstr(line, "dispatcher") &&
+					 !strstr(line, "single prog")))
+		fprintf(stderr, "libxdp: %s\n", line);
+	return 0;
+}
+
+static const char *mode_name(__u32 m)
+{
+	switch (m) {
+	case GD_MODE_NATIVE: return "native";
+	case GD_MODE_SKB: return "skb";
+	case GD_MODE_HW: return "hw";
+	default: return "none";
+	}
+}
+
+static __u32 gd_mode(enum xdp_attach_mode m)
+{
+	return m == XDP_MODE_NATIVE ? GD_MODE_NATIVE : m == XDP_MODE_SKB ? GD_MODE_SKB :
+	       m == XDP_MODE_HW ? GD_MODE_HW : GD_MODE_NONE;
+}
+
+/* ---- prefix lists ------------------------------------------------------- */
+
+struct lists {
+	int fd[4];	/* allow4, deny4, allow6, deny6 */
+	long n[4];
+};
+
+static int lpm_new(int v6)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = BPF_F_NO_PREALLOC);
+
+	return bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, v6 ? "guard_lpm6" : "guard_lpm4",
+			      v6 ? sizeof(struct gd_lpm6) : sizeof(struct gd_lpm4),
+			      sizeof(__u32), GD_LPM_MAX, &mo);
+}
+
+static int lpm_add(struct lists *l, int deny, const char *tok, const char *where)
+{
+	unsigned char addr[16];
+	unsigned int len;
+	__u32 one = 1;
+	int v6, i, r;
+
+	if (parse_prefix(tok, &v6, addr, &len)) {
+		err("%s: bad prefix '%s' (want ADDR[/LEN])", where, tok);
+		return -EINVAL;
+	}
+	i = (v6 ? 2 : 0) + deny;
+	if (v6) {
+		struct gd_lpm6 k = { .prefixlen = len };
+
+		memcpy(k.addr, addr, 16);
+		r = bpf_map_update_elem(l->fd[i], &k, &one, BPF_ANY);
+	} else {
+		struct gd_lpm4 k = { .prefixlen = len };
+
+		memcpy(&k.addr, addr, 4);
+		r = bpf_map_update_elem(l->fd[i], &k, &one, BPF_ANY);
+	}
+	if (r) {
+		err("%s: cannot add prefix '%s': %s%s", where, tok, strerror(errno),
+		    errno == ENOSPC || errno == E2BIG ? " (at most 65536 per list and family)" : "");
+		return -errno;
+	}
+	l->n[i]++;
+	return 0;
+}
+
+static int lpm_add_text(struct lists *l, int deny, const char *text, const char *where)
+{
+	char *tmp = strdup(text), *tok, *save = NULL;
+	int r = 0;
+
+	if (!tmp)
+		return -ENOMEM;
+	for (tok = strtok_r(tmp, " ", &save); tok && !r; tok = strtok_r(NULL, " ", &save))
+		r = lpm_add(l, deny, tok, where);
+	free(tmp);
+	return r;
+}
+
+/* A file of prefixes: one or more a line, commas or spaces, # comments. */
+static int lpm_add_file(struct lists *l, int deny, const char *path)
+{
+	char line[1024], where[PATH_MAX + 32], *tok, *save, *hash;
+	int lineno = 0, r = 0;
+	FILE *f = fopen(path, "re");
+
+	if (!f) {
+		r = -errno;
+		err("cannot read %s-file %s: %s", deny ? "deny" : "allow", path, strerror(errno));
+		return r;
+	}
+	while (!r && fgets(line, sizeof(line), f)) {
+		lineno++;
+		if ((hash = strchr(line, '#')))
+			*hash = 0;
+		snprintf(where, sizeof(where), "%s:%d", path, lineno);
+		save = NULL;
+		for (tok = strtok_r(line, ", \t\r\n", &save); tok && !r;
+		     tok = strtok_r(NULL, ", \t\r\n", &save))
+			r = lpm_add(l, deny, tok, where);
+	}
+	fclose(f);
+	return r;
+}
+
+static void lists_close(struct lists *l)
+{
+	int i;
+
+	for (i = 0; i < 4; i++)
+		if (l->fd[i] >= 0)
+			close(l->fd[i]);
+}
+
+static int lists_build(struct lists *l, const struct ml_guard_opts *g)
+{
+	int i, r;
+
+	for (i = 0; i < 4; i++) {
+		l->n[i] = 0;
+		l->fd[i] = lpm_new(i >= 2);
+	}
+	for (i = 0; i < 4; i++)
+		if (l->fd[i] < 0) {
+			r = -errno;
+			err("cannot create a prefix list (LPM trie): %s", strerror(errno));
+			lists_close(l);
+			return r;
+		}
+	if ((r = lpm_add_text(l, 0, g->allow, "allow")) ||
+	    (r = lpm_add_text(l, 1, g->deny, "deny")) ||
+	    (g->allow_file[0] && (r = lpm_add_file(l, 0, g->allow_file))) ||
+	    (g->deny_file[0] && (r = lpm_add_file(l, 1, g->deny_file)))) {
+		lists_close(l);
+		return r;
+	}
+	return 0;
+}
+
+/* ---- publish: idle slot, then flip ------------------------------------------ */
+
+static void fill_config(struct gd_config *c, const struct ml_opts *o, unsigned int gen)
+{
+	const struct ml_guard_opts *g = &o->guard;
+	int i;
+
+	memset(c, 0, sizeof(*c));
+	c->rate = g->syn_rate;
+	c->burst = g->syn_burst;
+	c->generation = gen;
+	c->mask4 = htonl(g->prefix4 >= 32 ? ~0u : ~0u << (32 - g->prefix4));
+	for (i = 0; i < 4; i++) {
+		int bits = (int)g->prefix6 - 32 * i;
+
+		c->mask6[i] = bits >= 32 ? ~0u : bits <= 0 ? 0 : htonl(~0u << (32 - bits));
+	}
+	for (i = 0; i < o->nlisten; i++) {
+		const struct sockaddr_in *in = (const void *)&o->listen[i].ss;
+		const struct sockaddr_in6 *in6 = (const void *)&o->listen[i].ss;
+		unsigned int port = ntohs(o->listen[i].ss.ss_family == AF_INET ?
+					  in->sin_port : in6->sin6_port);
+
+		c->ports[port >> 6] |= 1ULL << (port & 63);
+	}
+}
+
+static int publish(struct ml_guard *gd, const struct ml_opts *o, unsigned int gen)
+{
+	struct gd_config *c = calloc(1, sizeof(*c));
+	struct gd_ctl ctl;
+	struct lists l;
+	unsigned int idle = gd->slot ^ 1;
+	__u32 zero = 0;
+	int outer[4] = {
+		bpf_map__fd(gd->skel->maps.guard_allow4), bpf_map__fd(gd->skel->maps.guard_deny4),
+		bpf_map__fd(gd->skel->maps.guard_allow6), bpf_map__fd(gd->skel->maps.guard_deny6),
+	};
+	int i, r = 0;
+
+	if (!c)
+		return -ENOMEM;
+	if ((r = lists_build(&l, &o->guard))) {
+		free(c);
+		return r;
+	}
+	fill_config(c, o, gen);
+	/* The idle slot's config and lists first, then one word flips them
+	 * all: a packet sees the old generation or the new, never a mix. */
+	for (i = 0; i < 4 && !r; i++)
+		if (bpf_map_update_elem(outer[i], &idle, &l.fd[i], BPF_ANY))
+			r = -errno;
+	if (!r && bpf_map_update_elem(bpf_map__fd(gd->skel->maps.guard_cfg), &idle, c, BPF_ANY))
+		r = -errno;
+	ctl.active = idle;
+	if (!r && bpf_map_update_elem(bpf_map__fd(gd->skel->maps.guard_ctl), &zero, &ctl, BPF_ANY))
+		r = -errno;
+	if (!r) {
+		gd->slot = idle;
+		info("xdp guard: syn-rate %u/s, burst %u, per /%u and /%u; allow %ld+%ld, "
+		     "deny %ld+%ld prefixes (IPv4+IPv6)", o->guard.syn_rate, o->guard.syn_burst,
+		     o->guard.prefix4, o->guard.prefix6, l.n[0], l.n[2], l.n[1], l.n[3]);
+	} else {
+		err("publishing the guard's configuration: %s", strerror(-r));
+	}
+	lists_close(&l);	/* the outer maps hold the new tries; the old go */
+	free(c);
+	return r;
+}
+
+/* ---- attach ------------------------------------------------------------- */
+
+static void pin_path(char *buf, size_t len, const char *dir, const char *name)
+{
+	snprintf(buf, len, "%s/%s", dir, name);
+}
+
+/* Is something already on ifindex that we may not join? Says what. */
+static int iface_busy(const char *name, int ifindex)
+{
+	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(ifindex);
+	struct xdp_program *main_prog;
+	int busy = 0;
+
+	if (libxdp_get_error(mp))
+		return 0;	/* nothing attached */
+	main_prog = xdp_multiprog__main_prog(mp);
+	if (main_prog && xdp_multiprog__is_legacy(mp)) {
+		err("%s already has XDP program %s (id %u, %s mode) attached alone, "
+		    "not through libxdp's dispatcher; mailless will not replace it. "
+		    "The two can run side by side only where the kernel allows libxdp's "
+		    "dispatcher (freplace programs, BPF_PROG_TYPE_EXT)%s%s%s. Detach it "
+		    "first (xdp-loader unload %s --all) or run mailless without --xdp %s",
+		    name, xdp_program__name(main_prog), xdp_program__id(main_prog),
+		    mode_name(gd_mode(xdp_multiprog__attach_mode(mp))),
+		    fallback_reason[0] ? "; here: " : "", fallback_reason,
+		    fallback_reason[0] ? "" : "", name, name);
+		busy = 1;
+	}
+	xdp_multiprog__close(mp);
+	return busy;
+}
+
+/* Did libxdp put us behind its dispatcher on ifindex? */
+static int behind_dispatcher(int ifindex)
+{
+	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(ifindex);
+	int r;
+
+	if (libxdp_get_error(mp))
+		return 0;
+	r = !xdp_multiprog__is_legacy(mp);
+	xdp_multiprog__close(mp);
+	return r;
+}
+
+static __u64 own_netns_cookie(void)
+{
+	socklen_t len = sizeof(__u64);
+	__u64 c = 0;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (s >= 0) {
+		getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, &c, &len);
+		close(s);
+	}
+	return c;
+}
+
+/*
+ * Interface indexes mean something only in the guard's network namespace.
+ * If we are elsewhere and the recording process lives, step into its
+ * namespace (setns) for the query; *back gets our own to return to.
+ * Returns 0 when in the right namespace, -1 when it cannot be reached.
+ */
+static int enter_netns(const struct gd_info *inf, int *back)
+{
+	char p[64];
+	int fd;
+
+	*back = -1;
+	if (!inf->netns_cookie || inf->netns_cookie == own_netns_cookie())
+		return 0;
+	snprintf(p, sizeof(p), "/proc/%u/ns/net", inf->pid);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	*back = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (*back < 0 || setns(fd, CLONE_NEWNET) || own_netns_cookie() != inf->netns_cookie) {
+		if (*back >= 0 && setns(*back, CLONE_NEWNET) == 0)
+			close(*back);
+		*back = -1;
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static void leave_netns(int back)
+{
+	if (back >= 0) {
+		if (setns(back, CLONE_NEWNET))
+			warn("cannot return to our network namespace: %s", strerror(errno));
+		close(back);
+	}
+}
+
+/* Detach the guard from every interface recorded in a pinned guard_info
+ * (a crashed run's or our own) and remove the guard's pins. Returns the
+ * pins left, or -1 (and touches nothing) if the interfaces are in another
+ * network namespace we cannot reach. */
+static int detach_recorded(const char *dir, int verbose)
+{
+	char p[PATH_MAX + 64];
+	struct gd_info inf = {};
+	__u32 zero = 0, i;
+	int fd, left = 0, back = -1;
+
+	pin_path(p, sizeof(p), dir, "guard_info");
+	fd = bpf_obj_get(p);
+	if (fd >= 0) {
+		bpf_map_lookup_elem(fd, &zero, &inf);
+		close(fd);
+	}
+	if (inf.nif && enter_netns(&inf, &back)) {
+		/* Its process is gone and we are in another namespace: the
+		 * interfaces cannot be named from here. Keep the pins. */
+		err("the XDP guard was attached in another network namespace (cookie %llu) "
+		    "to %s%s: run this there (nsenter --net=/run/netns/NAME mailless unload)",
+		    (unsigned long long)inf.netns_cookie, inf.ifname[0], inf.nif > 1 ? ", ..." : "");
+		return -1;
+	}
+	for (i = 0; i < inf.nif && i < GD_IFACE_MAX; i++) {
+		struct xdp_program *prog = xdp_program__from_id(inf.prog_id);
+		int e;
+
+		if (libxdp_get_error(prog))
+			break;	/* the program is gone: so are its attachments */
+		e = xdp_program__detach(prog, inf.ifindex[i],
+					inf.mode[i] == GD_MODE_SKB ? XDP_MODE_SKB :
+					inf.mode[i] == GD_MODE_NATIVE ? XDP_MODE_NATIVE :
+					XDP_MODE_UNSPEC, 0);
+		if (!e && verbose)
+			printf("detached the XDP guard from %s\n", inf.ifname[i]);
+		else if (e && e != -ENOENT && verbose)
+			printf("the XDP guard was not attached to %s (ifindex %u) any more\n",
+			       inf.ifname[i], inf.ifindex[i]);
+		xdp_program__close(prog);
+	}
+	leave_netns(back);
+	pin_path(p, sizeof(p), dir, GD_PROG_PIN);
+	if (unlink(p) && errno != ENOENT)
+		left++;
+	for (i = 0; i < N(gd_maps); i++) {
+		pin_path(p, sizeof(p), dir, gd_maps[i]);
+		if (unlink(p) && errno != ENOENT)
+			left++;
+	}
+	return left;
+}
+
+static int pin_all(struct ml_guard *gd)
+{
+	char p[PATH_MAX + 64];
+	struct bpf_map *map;
+
+	bpf_object__for_each_map(map, gd->skel->obj) {
+		const char *name = bpf_map__name(map);
+
+		if (strncmp(name, "guard_", 6) || strchr(name, '.'))
+			continue;
+		pin_path(p, sizeof(p), gd->pin_dir, name);
+		if (bpf_map__pin(map, p))
+			return -errno;
+	}
+	pin_path(p, sizeof(p), gd->pin_dir, GD_PROG_PIN);
+	if (bpf_obj_pin(xdp_program__fd(gd->prog), p))
+		return -errno;
+	return 0;
+}
+
+int ml_guard_start(struct ml_server *srv)
+{
+	const struct ml_guard_opts *g = &srv->opts.guard;
+	enum xdp_attach_mode want = g->mode == ML_XDP_NATIVE ? XDP_MODE_NATIVE :
+				    g->mode == ML_XDP_SKB ? XDP_MODE_SKB : XDP_MODE_UNSPEC;
+	DECLARE_LIBXDP_OPTS(xdp_program_opts, xo, .prog_name = "ml_guard");
+	struct ml_guard *gd;
+	socklen_t len = sizeof(__u64);
+	__u32 zero = 0;
+	int i, e, s;
+
+	if (!g->niface)
+		return 0;
+	libxdp_set_print(xdp_print);
+	gd = calloc(1, sizeof(*gd));
+	if (!gd)
+		return -ENOMEM;
+	srv->guard = gd;
+	snprintf(gd->pin_dir, sizeof(gd->pin_dir), "%s", srv->opts.pin_dir);
+	/* A crashed run's guard: detach it and drop its pins first. */
+	detach_recorded(gd->pin_dir, 0);
+
+	for (i = 0; i < g->niface; i++) {
+		gd->info.ifindex[i] = if_nametoindex(g->iface[i]);
+		if (!gd->info.ifindex[i]) {
+			err("xdp: no interface '%s' in this network namespace", g->iface[i]);
+			e = -ENODEV;
+			goto fail;
+		}
+		snprintf(gd->info.ifname[i], GD_IFNAME_MAX, "%s", g->iface[i]);
+	}
+	gd->skel = guard__open();
+	if (!gd->skel) {
+		e = -errno;
+		err("opening the XDP guard object: %s", strerror(errno));
+		goto fail;
+	}
+	xo.obj = gd->skel->obj;
+	gd->prog = xdp_program__create(&xo);
+	if ((e = (int)libxdp_get_error(gd->prog))) {
+		gd->prog = NULL;
+		err("libxdp: preparing the XDP guard: %s", strerror(-e));
+		goto fail;
+	}
+	for (i = 0; i < g->niface; i++) {
+		const char *name = g->iface[i];
+		int ifindex = gd->info.ifindex[i];
+		enum xdp_attach_mode got;
+
+		if (iface_busy(name, ifindex)) {
+			e = -EBUSY;
+			goto fail;
+		}
+		/* libxdp loads the object on the first attach: as an freplace
+		 * program behind its dispatcher where the kernel allows, as a
+		 * plain XDP program otherwise. Until publish() below the config
+		 * is all-zero, which serves no port: everything passes. */
+		e = xdp_program__attach(gd->prog, ifindex, want, 0);
+		if (e) {
+			if (want == XDP_MODE_NATIVE && (e == -EOPNOTSUPP || e == -EINVAL))
+				err("xdp: native mode is not available on %s (its driver has no "
+				    "XDP support: %s); use --xdp-mode skb, or auto", name,
+				    strerror(-e));
+			else if (e == -EEXIST || e == -EBUSY)
+				err("xdp: %s already has an XDP program that libxdp cannot join "
+				    "(%s); mailless did not replace it", name, strerror(-e));
+			else
+				err("xdp: attaching the guard to %s: %s", name, strerror(-e));
+			goto fail;
+		}
+		gd->attached[i] = 1;
+		gd->info.nif = i + 1;
+		got = xdp_program__is_attached(gd->prog, ifindex);
+		gd->info.mode[i] = gd_mode(got);
+		gd->info.multiprog[i] = behind_dispatcher(ifindex);
+		if (want == XDP_MODE_UNSPEC && got == XDP_MODE_SKB)
+			info("xdp: native XDP is not available on %s; libxdp attached the "
+			     "guard in skb (generic) mode", name);
+		info("xdp guard on %s: %s mode, %s", name, mode_name(gd->info.mode[i]),
+		     gd->info.multiprog[i] ? "through libxdp's dispatcher (other XDP "
+		     "programs can run beside it)" : "alone (libxdp's dispatcher is "
+		     "unavailable here; another XDP program cannot join it)");
+	}
+	gd->slot = 1;	/* publish() writes slot 0 first */
+	if ((e = publish(gd, &srv->opts, 1)))
+		goto fail;
+	gd->info.pid = getpid();
+	gd->info.prog_id = xdp_program__id(gd->prog);
+	snprintf(gd->info.fallback, sizeof(gd->info.fallback), "%s", fallback_reason);
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s >= 0) {
+		getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, &gd->info.netns_cookie, &len);
+		close(s);
+	}
+	bpf_map_update_elem(bpf_map__fd(gd->skel->maps.guard_info), &zero, &gd->info, BPF_ANY);
+	if ((e = pin_all(gd))) {
+		err("pinning the XDP guard under %s: %s", gd->pin_dir, strerror(-e));
+		goto fail;
+	}
+	return 0;
+fail:
+	ml_guard_stop(srv);
+	return e ? e : -EINVAL;
+}
+
+int ml_guard_reload(struct ml_server *srv, const struct ml_opts *n)
+{
+	struct ml_guard *gd = srv->guard;
+	static unsigned int gen = 1;
+	struct ml_opts o;
+
+	if (!gd) {
+		if (n->guard.niface)
+			warn("reload: xdp changes apply after a restart");
+		return 0;
+	}
+	if (n->guard.niface != srv->opts.guard.niface ||
+	    memcmp(n->guard.iface, srv->opts.guard.iface, sizeof(n->guard.iface)) ||
+	    n->guard.mode != srv->opts.guard.mode)
+		warn("reload: xdp and xdp-mode changes apply after a restart");
+	/* Served ports stay those of the running listeners. */
+	o = srv->opts;
+	o.guard = n->guard;
+	memcpy(o.guard.iface, srv->opts.guard.iface, sizeof(o.guard.iface));
+	o.guard.niface = srv->opts.guard.niface;
+	o.guard.mode = srv->opts.guard.mode;
+	if (publish(gd, &o, ++gen)) {
+		err("reload: keeping the guard's previous limits and prefix lists");
+		return -EINVAL;
+	}
+	srv->opts.guard = o.guard;
+	return 0;
+}
+
+void ml_guard_stop(struct ml_server *srv)
+{
+	struct ml_guard *gd = srv->guard;
+	char p[PATH_MAX + 64];
+	unsigned int i;
+
+	if (!gd)
+		return;
+	for (i = 0; i < GD_IFACE_MAX; i++) {
+		int e;
+
+		if (!gd->attached[i])
+			continue;
+		e = xdp_program__detach(gd->prog, gd->info.ifindex[i],
+					gd->info.mode[i] == GD_MODE_SKB ? XDP_MODE_SKB :
+					gd->info.mode[i] == GD_MODE_NATIVE ? XDP_MODE_NATIVE :
+					XDP_MODE_UNSPEC, 0);
+		if (e)
+			warn("xdp: detaching the guard from %s: %s", gd->info.ifname[i],
+			     strerror(-e));
+	}
+	for (i = 0; i < N(gd_maps); i++) {
+		pin_path(p, sizeof(p), gd->pin_dir, gd_maps[i]);
+		unlink(p);
+	}
+	pin_path(p, sizeof(p), gd->pin_dir, GD_PROG_PIN);
+	unlink(p);
+	if (gd->prog)
+		xdp_program__close(gd->prog);
+	if (gd->skel)
+		guard__destroy(gd->skel);
+	free(gd);
+	srv->guard = NULL;
+}
+
+/* ---- counters, status, unload ------------------------------------------- */
+
+static int read_counters_fd(int fd, struct ml_xdp_counters *x)
+{
+	int ncpu = libbpf_num_possible_cpus(), i, k;
+	struct gd_stats *per;
+	__u32 zero = 0;
+
+	memset(x, 0, sizeof(*x));
+	if (ncpu <= 0 || !(per = calloc(ncpu, sizeof(*per))))
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &zero, per)) {
+		free(per);
+		return -errno;
+	}
+	for (i = 0; i < ncpu; i++)
+		for (k = 0; k < GD_ST__MAX; k++)
+			x->v[k] += ((const __u64 *)&per[i])[k];
+	free(per);
+	return 0;
+}
+
+int ml_guard_counters(struct ml_server *srv, struct ml_xdp_counters *x)
+{
+	struct ml_guard *gd = srv->guard;
+
+	if (!gd || !gd->skel)
+		return -ENOENT;
+	return read_counters_fd(bpf_map__fd(gd->skel->maps.guard_stats), x);
+}
+
+int ml_guard_counters_pinned(const char *dir, struct ml_xdp_counters *x)
+{
+	char p[PATH_MAX + 64];
+	int fd, r;
+
+	pin_path(p, sizeof(p), dir, "guard_stats");
+	fd = bpf_obj_get(p);
+	if (fd < 0)
+		return -ENOENT;
+	r = read_counters_fd(fd, x);
+	close(fd);
+	return r;
+}
+
+/* Is program id on ifindex now (alone or behind the dispatcher)? */
+static int on_iface(int ifindex, __u32 id)
+{
+	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(ifindex);
+	struct xdp_program *p = NULL;
+	int found = 0;
+
+	if (libxdp_get_error(mp))
+		return 0;
+	if (xdp_multiprog__is_legacy(mp)) {
+		p = xdp_multiprog__main_prog(mp);
+		found = p && xdp_program__id(p) == id;
+	} else {
+		while ((p = xdp_multiprog__next_prog(p, mp)))
+			if (xdp_program__id(p) == id)
+				found = 1;
+	}
+	xdp_multiprog__close(mp);
+	return found;
+}
+
+void ml_guard_status(const char *dir, int json)
+{
+	char p[PATH_MAX + 64];
+	struct gd_info inf = {};
+	__u32 zero = 0, i;
+	int fd, back = -1, away;
+
+	pin_path(p, sizeof(p), dir, "guard_info");
+	fd = bpf_obj_get(p);
+	if (fd < 0 || bpf_map_lookup_elem(fd, &zero, &inf)) {
+		if (fd >= 0)
+			close(fd);
+		if (json)
+			printf(",\"xdp\":null");
+		else
+			printf("xdp guard: not in use\n");
+		return;
+	}
+	close(fd);
+	libxdp_set_print(xdp_print);
+	away = enter_netns(&inf, &back);
+	if (json) {
+		printf(",\"xdp\":{\"program\":\"ml_guard\",\"id\":%u,\"fallback\":\"", inf.prog_id);
+		for (i = 0; inf.fallback[i] && i < sizeof(inf.fallback); i++)
+			if (inf.fallback[i] != '"' && inf.fallback[i] != '\\')
+				putchar(inf.fallback[i]);
+		printf("\",\"interfaces\":[");
+	} else {
+		printf("xdp guard: program ml_guard id %u\n", inf.prog_id);
+	}
+	for (i = 0; i < inf.nif && i < GD_IFACE_MAX; i++) {
+		int on = away ? 0 : on_iface(inf.ifindex[i], inf.prog_id);
+
+		if (json)
+			printf("%s{\"name\":\"%s\",\"ifindex\":%u,\"attached\":%s,\"mode\":\"%s\","
+			       "\"multiprog\":%s}", i ? "," : "", inf.ifname[i], inf.ifindex[i],
+			       on ? "true" : "false", mode_name(inf.mode[i]),
+			       inf.multiprog[i] ? "true" : "false");
+		else
+			printf("  on %s (ifindex %u): %s, %s mode, %s\n", inf.ifname[i],
+			       inf.ifindex[i], away ? "in another network namespace" :
+			       on ? "attached" : "NOT attached",
+			       mode_name(inf.mode[i]), inf.multiprog[i] ?
+			       "beside others through libxdp's dispatcher" :
+			       "alone (libxdp single-program mode)");
+	}
+	leave_netns(back);
+	if (json) {
+		printf("]}");
+	} else {
+		if (inf.fallback[0])
+			printf("  libxdp's dispatcher was unavailable: %s\n", inf.fallback);
+		printf("  maps:");
+		for (i = 0; i < N(gd_maps); i++)
+			printf(" %s/%s", dir, gd_maps[i]);
+		printf("\n");
+	}
+}
+
+int ml_guard_unload(const char *dir)
+{
+	libxdp_set_print(xdp_print);
+	return detach_recorded(dir, 1);
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* guardctl.h - the XDP guard's controller side (user/guard.c). */
+#ifndef ML_GUARDCTL_H
+#define ML_GUARDCTL_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "guard.h"
+
+struct ml_server;
+
+/* Summed per-CPU counters of map guard_stats, indexed by enum gd_stat. */
+struct ml_xdp_counters {
+	uint64_t v[GD_ST__MAX];
+};
+
+/* Attach the guard to opts.guard's interfaces (nothing if none), publish its
+ * limits and lists and pin it under the pin dir. Negative errno, said why. */
+int ml_guard_start(struct ml_server *srv);
+/* SIGHUP: new limits and prefix lists from n, swapped in atomically. */
+int ml_guard_reload(struct ml_server *srv, const struct ml_opts *n);
+/* Detach from every interface and unpin. */
+void ml_guard_stop(struct ml_server *srv);
+/* Counters of the running guard; -ENOENT when there is none. */
+int ml_guard_counters(struct ml_server *srv, struct ml_xdp_counters *x);
+int ml_guard_counters_pinned(const char *pin_dir, struct ml_xdp_counters *x);
+/* `mailless status` (json: a ,"xdp":{...} member) and `unload`. */
+void ml_guard_status(const char *pin_dir, int json);
+int ml_guard_unload(const char *pin_dir);
+
+#endif
