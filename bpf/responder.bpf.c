@@ -26,8 +26,10 @@
 #define AF_INET		2
 #define AF_INET6	10
 /* enum tcp_states (not in UAPI) */
+#define TCP_ESTABLISHED_STATE	1
 #define TCP_FIN_WAIT1_STATE	4
 #define TCP_CLOSE_STATE		7
+#define TCP_CLOSE_WAIT_STATE	8
 #define TCP_LAST_ACK_STATE	9
 
 char LICENSE[] SEC("license") = "GPL";
@@ -231,6 +233,23 @@ static __always_inline void log_session(const struct ml_flow *f)
 	bpf_ringbuf_submit(le, 0);
 }
 
+static __always_inline void peer_event(const struct ml_flow *f, __u32 st)
+{
+	struct ml_sock *s = bpf_map_lookup_elem(&sessions, f);
+	struct ml_event *ev;
+
+	if (!s)
+		return;
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev)
+		return;
+	ev->cookie = s->cookie;
+	ev->out_bytes = 0;
+	ev->type = ML_EV_PEER;
+	ev->op = st;
+	bpf_ringbuf_submit(ev, 0);
+}
+
 SEC("sockops")
 int ml_sockops(struct bpf_sock_ops *skops)
 {
@@ -247,9 +266,18 @@ int ml_sockops(struct bpf_sock_ops *skops)
 		/* Only admitted sockets asked for state callbacks. */
 		__u32 st = skops->args[1];
 
+		__u32 old = skops->args[0];
+
 		if (st == TCP_FIN_WAIT1_STATE || st == TCP_LAST_ACK_STATE ||
 		    st == TCP_CLOSE_STATE)
 			log_session(&f);
+		/* The client closed or reset while the controller holds the
+		 * socket: tell it, instead of an epoll registration per
+		 * session. */
+		if (st == TCP_CLOSE_WAIT_STATE ||
+		    (st == TCP_CLOSE_STATE && (old == TCP_ESTABLISHED_STATE ||
+					       old == TCP_CLOSE_WAIT_STATE)))
+			peer_event(&f, st);
 		if (st == TCP_CLOSE_STATE)
 			bpf_map_delete_elem(&sessions, &f);
 		return 1;

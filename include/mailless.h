@@ -222,6 +222,7 @@ struct ml_info {
 enum ml_event_type {
 	ML_EV_CLOSE = 1,	/* a closing reply left sk_msg: close after it */
 	ML_EV_LOG,		/* the session ended: its summary, for the log */
+	ML_EV_PEER,		/* the client closed (op 8, CLOSE_WAIT) or reset (op 7) */
 };
 
 struct ml_event {

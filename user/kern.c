@@ -317,16 +317,25 @@ static int tcp_queued(int fd, uint64_t *queued, uint8_t *state, uint32_t *idle_m
 
 /* ---- engine ops ---------------------------------------------------------------- */
 
+static void start_drain(struct ml_server *srv, struct ml_session *s, uint64_t bytes);
+
 static int k_open(struct ml_server *srv, struct ml_session *s)
 {
 	struct kpriv *k = srv->eng_priv;
 	int r, one = 1;
 
-	ck_put(k, s->cookie, s->fd);	/* s->cookie: read at accept (server.c) */
-	/* Only the end of the stream interests us: the data never reaches
-	 * this process. */
-	if (ml_epoll_mod(srv, s->fd, EPOLLRDHUP, 1))
-		return -errno;
+	int i, peer_gone = 0;
+
+	/* s->cookie was read at accept (server.c). The socket is never in the
+	 * epoll set: sock_ops reports the client's FIN or reset (ML_EV_PEER),
+	 * possibly before accept(), as an entry with fd -1. */
+	i = ck_find(k, s->cookie);
+	if (i >= 0) {
+		k->ckfd[i] = s->fd;
+		peer_gone = 1;
+	} else {
+		ck_put(k, s->cookie, s->fd);
+	}
 	/* EACCES: the client talked first and the verdict program already
 	 * sent the greeting in front of its replies. */
 	r = ml_send_reply(srv, s, ML_OP_GREET);
@@ -338,6 +347,10 @@ static int k_open(struct ml_server *srv, struct ml_session *s)
 	 * hands them to the verdict program now, after the greeting. */
 	if (setsockopt(s->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one)))
 		return -errno;
+	if (peer_gone) {
+		s->reason = ML_ST_CLOSE_CLIENT;
+		start_drain(srv, s, UINT64_MAX);
+	}
 	return 0;
 }
 
@@ -381,12 +394,29 @@ static void k_drain(struct ml_server *srv, struct ml_session *s)
 		s->drain_wait_ms *= 2;
 }
 
-static void k_io(struct ml_server *srv, struct ml_session *s, uint32_t events)
+/* ML_EV_PEER: the client closed (CLOSE_WAIT) or reset (CLOSE). */
+static void peer_gone(struct ml_server *srv, const struct ml_event *ev)
 {
-	if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) || s->state != ML_S_ACTIVE)
+	struct kpriv *k = srv->eng_priv;
+	struct ml_session *s;
+	int i = ck_find(k, ev->cookie);
+
+	if (i < 0) {
+		/* Not accepted yet: remember it for k_open (a reset socket
+		 * leaves the accept queue and is never accepted). */
+		if (ev->op != 7)
+			ck_put(k, ev->cookie, -1);
 		return;
-	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, s->fd, NULL);
-	if (events & EPOLLERR) {
+	}
+	if (k->ckfd[i] < 0) {
+		if (ev->op == 7)	/* reset before accept: forget it */
+			ck_del(k, ev->cookie);
+		return;
+	}
+	s = &srv->sess[k->ckfd[i]];
+	if (s->state != ML_S_ACTIVE)
+		return;
+	if (ev->op == 7) {
 		s->reason = ML_ST_CLOSE_RESET;
 		ml_session_close(srv, s);
 		return;
@@ -408,7 +438,7 @@ static void log_record(struct ml_server *srv, const struct ml_log_event *le)
 	if (i < srv->nclosed) {
 		reason = srv->closed[i].reason;
 		start = srv->closed[i].start_ms;
-	} else if ((i = ck_find(k, le->ev.cookie)) >= 0) {
+	} else if ((i = ck_find(k, le->ev.cookie)) >= 0 && k->ckfd[i] >= 0) {
 		/* Reset under an open session: its close comes later. */
 		start = srv->sess[k->ckfd[i]].start_ms;
 	}
@@ -431,15 +461,23 @@ static int on_event(void *ctx, void *data, size_t len)
 		log_record(srv, data);
 		return 0;
 	}
+	if (len >= sizeof(*ev) && ev->type == ML_EV_PEER) {
+		peer_gone(srv, ev);
+		return 0;
+	}
 	if (len < sizeof(*ev) || ev->type != ML_EV_CLOSE)
 		return 0;
 	i = ck_find(k, ev->cookie);
-	if (i < 0)
+	if (i < 0 || k->ckfd[i] < 0)
 		return 0;
 	s = &srv->sess[k->ckfd[i]];
+	if (s->state == ML_S_DRAIN && s->reason == ML_ST_CLOSE_CLIENT) {
+		/* The client sent QUIT and closed at once: it was a QUIT. */
+		s->reason = ev->op == ML_OP_QUIT ? ML_ST_CLOSE_QUIT : ML_ST_CLOSE_FLOOD;
+		return 0;
+	}
 	if (s->state != ML_S_ACTIVE)
 		return 0;
-	epoll_ctl(srv->epfd, EPOLL_CTL_DEL, s->fd, NULL);
 	s->reason = ev->op == ML_OP_QUIT ? ML_ST_CLOSE_QUIT : ML_ST_CLOSE_FLOOD;
 	start_drain(srv, s, ev->out_bytes);
 	return 0;
@@ -540,7 +578,6 @@ void ml_bpf_shutdown(struct ml_server *srv)
 const struct ml_engine_ops ml_kernel_engine = {
 	.name = "kernel",
 	.open = k_open,
-	.io = k_io,
 	.idle_ms = k_idle_ms,
 	.drain = k_drain,
 	.poll_fd = k_poll_fd,

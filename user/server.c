@@ -589,7 +589,7 @@ int ml_serve(struct ml_opts *o, const struct ml_cli_set *cli, int ncli)
 					accept_ready(srv, v);
 				break;
 			case TAG_SESSION:
-				if (srv->sess[v].state != ML_S_FREE)
+				if (srv->sess[v].state != ML_S_FREE && srv->eng->io)
 					srv->eng->io(srv, &srv->sess[v], evs[i].events);
 				break;
 			case TAG_ENGINE:
