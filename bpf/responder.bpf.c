@@ -590,10 +590,18 @@ int ml_msg(struct sk_msg_md *msg)
 
 	if (first >= '0') {
 		/* A reply line the controller wrote itself. A greeting loses to
-		 * one the verdict program already sent; a 421 always goes. */
+		 * one the verdict program already sent (a client that talked
+		 * first); a 421 always goes. */
 		if (first != '4') {
-			if (__sync_val_compare_and_swap(&s->greeted, 0, 1) != 0)
-				return SK_DROP;
+			if (__sync_val_compare_and_swap(&s->greeted, 0, 1) != 0) {
+				/* Never SK_DROP here: tcp_bpf keeps a dropping
+				 * verdict in psock->eval and applies it, without
+				 * running this program, to every later message
+				 * of the socket (the replies included). Send an
+				 * empty message instead. */
+				bpf_msg_pop_data(msg, 0, size, 0);
+				return SK_PASS;
+			}
 		} else {
 			s->greeted = 1;
 		}
