@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# run.sh - run the mailless end-to-end tests (what `make test` calls).
+#
+# Usage: tests/run.sh [PATTERN...]
+#   Runs every tests/t_*.sh (bash) and tests/t_*.py (python3) in name order,
+#   or only those whose file name contains one of the PATTERNs (shell globs
+#   allowed: `tests/run.sh wire 'l*s'`). Each file runs under a time limit (a
+#   "mlt-timeout: SECS" comment near its top, default 300) and prints
+#   TAP-ish lines, which are counted here:
+#     ok - NAME | not ok - NAME: why | skip - NAME: reason
+#   A file that exits non-zero without a "not ok" line counts as one failure.
+#   The last line is "N passed, N failed, N skipped"; the exit status is
+#   non-zero iff something failed.
+#
+# Environment: MAILLESS (binary, default ./mailless at the repo top),
+#   MLT_ENGINES ("kernel user" by default; the others are reported as skipped),
+#   MLT_SEED (seed of the random tests), MLT_TIME_LIMIT (override every limit).
+#
+# Needs root (namespaces, bpffs, BPF). Everything a test creates is named with
+# MLT_PREFIX (mlt-<runner pid>-<file index>); after each file whatever is left
+# with that prefix (processes that carry it in their environment, network
+# namespaces, pin dirs) is removed and reported.
+set -u
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=$(cd "$here/.." && pwd)
+export MAILLESS=${MAILLESS:-$top/mailless}
+export PYTHONDONTWRITEBYTECODE=1
+cd "$top" || exit 1
+
+passed=0 failed=0 skipped=0
+summary() {
+	echo "$passed passed, $failed failed, $skipped skipped"
+	[ "$failed" -eq 0 ]
+	exit $?
+}
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "not ok - run.sh: the tests need root (network namespaces, bpffs, BPF)"
+	failed=1
+	summary
+fi
+if ! mountpoint -q /sys/fs/bpf; then
+	mount -t bpf bpf /sys/fs/bpf || { echo "not ok - run.sh: cannot mount bpffs"; failed=1; summary; }
+fi
+if [ ! -x "$MAILLESS" ]; then
+	echo "not ok - run.sh: $MAILLESS not found: build it with 'make mailless'"
+	failed=1
+	summary
+fi
+
+files=()
+for f in "$here"/t_*.sh "$here"/t_*.py; do
+	[ -e "$f" ] || continue
+	name=$(basename "$f")
+	if [ $# -gt 0 ]; then
+		match=0
+		for pat in "$@"; do
+			# shellcheck disable=SC2053
+			[[ $name == *$pat* ]] && match=1
+		done
+		[ $match -eq 1 ] || continue
+	fi
+	files+=("$f")
+done
+mapfile -t files < <(printf '%s\n' "${files[@]}" | sort)
+if [ ${#files[@]} -eq 0 ] || [ -z "${files[0]}" ]; then
+	echo "not ok - run.sh: no test file matches: $*"
+	failed=1
+	summary
+fi
+
+# Remove whatever a test file left behind (only things named with its prefix).
+sweep() {
+	local prefix=$1 name=$2 left=() pid d ns cmd
+	# Processes a test started carry its MLT_PREFIX in their environment.
+	while read -r pid; do
+		if [ -z "$pid" ] || [ "$pid" = "$$" ]; then continue; fi
+		cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-60)
+		kill -KILL "$pid" 2>/dev/null && left+=("process $pid ($cmd)")
+	done < <(prefixed_pids "$prefix")
+	for d in /sys/fs/bpf/"$prefix"-*; do
+		[ -e "$d" ] || continue
+		"$MAILLESS" unload --pin-dir "$d" >/dev/null 2>&1
+		[ -e "$d" ] && rm -rf "$d"
+		left+=("pin dir $d")
+	done
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$prefix-"); do
+		ip netns del "$ns" 2>/dev/null
+		left+=("netns $ns")
+	done
+	rm -rf /tmp/"$prefix".* /tmp/"$prefix"-*.conf 2>/dev/null # lib.sh and mltest.py temp files
+	if [ ${#left[@]} -gt 0 ]; then
+		echo "# $name left behind (removed now): ${left[*]}"
+	fi
+}
+
+# Interrupted: SIGTERM the running test's processes (they carry its prefix),
+# give them 5 s to clean up, sweep, and stop.
+tpid=""
+prefix=""
+prefixed_pids() {
+	grep -lzx "MLT_PREFIX=$1" /proc/[0-9]*/environ 2>/dev/null |
+		sed -n 's|^/proc/\([0-9]*\)/environ$|\1|p'
+}
+on_signal() {
+	local pid _
+	if [ -n "$tpid" ]; then
+		for pid in $(prefixed_pids "$prefix"); do
+			kill -TERM "$pid" 2>/dev/null
+		done
+		for _ in $(seq 50); do
+			kill -0 "$tpid" 2>/dev/null || break
+			sleep 0.1
+		done
+	fi
+	[ -n "$prefix" ] && sweep "$prefix" interrupted
+	echo "not ok - run.sh: interrupted"
+	failed=$((failed + 1))
+	summary
+}
+trap on_signal INT TERM HUP
+
+t_all=$(date +%s)
+i=0
+for f in "${files[@]}"; do
+	i=$((i + 1))
+	name=$(basename "$f")
+	prefix="mlt-$$-$i"
+	limit=$(sed -n '1,30s/.*mlt-timeout: *\([0-9][0-9]*\).*/\1/p' "$f" | head -n1)
+	limit=${MLT_TIME_LIMIT:-${limit:-300}}
+	case $name in
+	*.py) interp=python3 ;;
+	*) interp=bash ;;
+	esac
+	out=$(mktemp "/tmp/$prefix-out.XXXXXX")
+	echo "=== $name (limit ${limit}s)"
+	t0=$(date +%s)
+	# Output goes to a file that tail follows until the test ends: a process a
+	# test leaves behind cannot hold a pipe open and stall the run.
+	# (In a subshell, so that bash prints no "Killed" job notice.)
+	(MLT_PREFIX=$prefix timeout -k 15 "$limit" "$interp" "$f" >"$out" 2>&1 </dev/null; exit $?) 2>/dev/null &
+	tpid=$!
+	tail -s 0.2 -n +1 -f --pid="$tpid" "$out" &
+	tailpid=$!
+	wait "$tpid"
+	rc=$?
+	wait "$tailpid"
+	tpid=""
+	dt=$(($(date +%s) - t0))
+	sweep "$prefix" "$name"
+	p=$(grep -c '^ok - ' "$out")
+	n=$(grep -c '^not ok - ' "$out")
+	s=$(grep -c '^skip - ' "$out")
+	if [ "$rc" -ne 0 ] && [ "$n" -eq 0 ]; then
+		if [ "$rc" -eq 124 ]; then
+			echo "not ok - $name: exceeded its time limit of ${limit}s"
+		elif [ "$rc" -eq 137 ]; then
+			echo "not ok - $name: killed (SIGKILL: time limit of ${limit}s plus grace, or a crash)"
+		else
+			echo "not ok - $name: exited with status $rc without a failure line"
+		fi
+		n=1
+	fi
+	echo "=== $name: $p passed, $n failed, $s skipped in ${dt}s (exit $rc)"
+	passed=$((passed + p)) failed=$((failed + n)) skipped=$((skipped + s))
+	rm -f "$out"
+done
+echo "# total time $(($(date +%s) - t_all))s"
+summary

@@ -1,0 +1,403 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+# mlt-timeout: 240
+"""
+t_lifecycle.py - instances, reloads, shutdown and cleanup.
+
+  two instances at once, in two namespaces, both on port 25 of the SAME
+  addresses (10.231.90.1, fd00:231:5a::1): interleaved sessions, each only
+  ever names its own host;
+  SIGHUP with -c FILE: the hostname (and then the dialect) changes in the file;
+  open sessions keep working, their next replies carry the new name, no
+  session is dropped;
+  `mailless status -j`: JSON naming the programs and the attachments, checked
+  against bpftool;
+  SIGTERM: open sessions get the shutdown 421 and a close, exit status 0,
+  nothing left under the pin dir, the sock_ops program no longer attached to
+  the server's cgroup, none of its programs loaded;
+  kill -9, then `mailless unload --pin-dir`: pins removed, nothing attached
+  or loaded.
+"""
+import json
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mltest import (MAILLESS, PREFIX, PROG_NAMES, Env, Replies, Session, StartError, Suite,
+                    cgroup_path, cgroup_progs, engines, ml_progs, model, converse, pins, sh,
+                    show, skipped_engines)
+
+t = Suite("t_lifecycle")
+
+
+# ---------------------------------------------------------------- two instances
+
+def two_instances(env, engine):
+    name = "lifecycle/%s/two instances" % engine
+    pa = env.pair(x=90, tag="%sA" % engine[0])
+    pb = env.pair(x=90, tag="%sB" % engine[0])
+    ha, hb = "a-%s.life.test" % engine, "b-%s.life.test" % engine
+    try:
+        sa = env.server(pa, engine=engine, host=ha)
+        sb = env.server(pb, engine=engine, host=hb)
+    except StartError as e:
+        t.fail("%s: both start on the same address and port" % name, str(e))
+        return
+    t.ok("%s: both start on the same address and port" % name)
+    Ra, Rb = Replies(ha), Replies(hb)
+
+    def interleaved():
+        for addr in (pa.v4, pa.v6):
+            a = Session(pa.cli, addr)
+            b = Session(pb.cli, addr)
+            try:
+                a.expect(Ra.greet_rcpt, what="A greeting")
+                b.expect(Rb.greet_rcpt, what="B greeting")
+                for line, kind in ((b"EHLO c\r\n", "helo"), (b"MAIL FROM:<x@y>\r\n", "ok"),
+                                   (b"RCPT TO:<z@w>\r\n", "reject"), (b"DATA\r\n", "norcpt"),
+                                   (b"RSET\r\n", "ok")):
+                    a.cmd(line, getattr(Ra, kind), what="A reply to %s" % show(line))
+                    b.cmd(line, getattr(Rb, kind), what="B reply to %s" % show(line))
+                a.cmd(b"QUIT\r\n", Ra.quit, what="A QUIT")
+                b.cmd(b"NOOP\r\n", Rb.ok, what="B still open after A quit")
+                b.cmd(b"QUIT\r\n", Rb.quit, what="B QUIT")
+                a.expect_eof()
+                b.expect_eof()
+            finally:
+                a.close()
+                b.close()
+
+    def burst():
+        """Many concurrent pipelined sessions on both; each transcript exact."""
+        data = b"EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nNOOP\r\nQUIT\r\n"
+        socks = []
+        for i in range(40):
+            p, h = (pa, ha) if i % 2 == 0 else (pb, hb)
+            socks.append((h, Session(p.cli, p.v4 if i % 4 < 2 else p.v6)))
+        try:
+            for h, s in socks:
+                s.send(data)
+            for h, s in socks:
+                s.expect(model("rcpt", h, data)[0], what="session on %s" % h)
+                s.expect_eof()
+        finally:
+            for _, s in socks:
+                s.close()
+
+    t.run("%s: interleaved sessions each name their own host" % name, interleaved)
+    t.run("%s: 40 concurrent sessions, no crosstalk" % name, burst)
+
+    def both_stop():
+        for s in (sa, sb):
+            rc = s.stop()
+            assert rc == 0, "%s: exit status %s: %s" % (s.name, rc, s.log_tail())
+    t.run("%s: both exit 0 on SIGTERM" % name, both_stop)
+
+
+# ---------------------------------------------------------------- SIGHUP
+
+def write_config(path, pair, engine, host, dialect="rcpt", pin=None):
+    with open(path + ".tmp", "w") as f:
+        f.write("# mailless test config\n")
+        f.write("listen = %s:25\n" % pair.v4)
+        f.write("hostname = %s\n" % host)
+        f.write("dialect = %s\n" % dialect)
+        f.write("timeout = 60\n")
+        f.write("engine = %s\n" % engine)
+        f.write("pin-dir = %s\n" % pin)
+    os.rename(path + ".tmp", path)
+
+
+def wait_greeting(pair, exp, timeout=6):
+    """Poll new sessions until one is greeted with exp (bounded)."""
+    deadline = time.monotonic() + timeout
+    last = b""
+    while time.monotonic() < deadline:
+        r = converse(pair.cli, pair.v4, 25, [b"QUIT\r\n"], timeout=3, greet_first=True)
+        last = r.data
+        if r.data.startswith(exp):
+            return
+        time.sleep(0.2)
+    raise AssertionError("no new session greeted with %s within %ss; last: %s"
+                         % (show(exp), timeout, show(last)))
+
+
+def sighup(env, engine):
+    name = "lifecycle/%s/SIGHUP" % engine
+    pair = env.pair(x=91, tag="%sH" % engine[0])
+    old, new = "old-%s.life.test" % engine, "new-%s.life.test" % engine
+    Ro, Rn = Replies(old), Replies(new)
+    conf = "/tmp/%s-%s.conf" % (PREFIX, engine)
+    pin = env.pin_dir("hup-%s" % engine)
+    write_config(conf, pair, engine, old, pin=pin)
+    env.cleanup_files = getattr(env, "cleanup_files", []) + [conf]
+    try:
+        # Everything (listen, hostname, dialect, engine, pin-dir) from the file.
+        srv = env.server(pair, engine=None, host=None, listen=[], config=conf,
+                         pin_dir=pin, pin_arg=False)
+    except StartError as e:
+        t.fail("%s: starts from -c FILE" % name, str(e))
+        return
+    s1 = s2 = None
+    try:
+        def start_sessions():
+            nonlocal s1, s2
+            s1 = Session(pair.cli, pair.v4, timeout=5)
+            s1.expect(Ro.greet_rcpt, what="greeting from the config's hostname")
+            s1.cmd(b"EHLO c\r\n", Ro.helo)
+            s2 = Session(pair.cli, pair.v4, timeout=5)
+            s2.expect(Ro.greet_rcpt, what="second session greeting")
+            s2.send(b"NOOP")  # half a line, in flight across the reload
+        if not t.run("%s: starts from -c FILE, names the configured host" % name,
+                     start_sessions):
+            return
+
+        def reload():
+            write_config(conf, pair, engine, new, pin=pin)
+            srv.signal(signal.SIGHUP)
+            wait_greeting(pair, Rn.greet_rcpt)
+            assert srv.alive(), "server died on SIGHUP: %s" % srv.log_tail()
+        t.run("%s: new sessions greeted with the new hostname" % name, reload)
+
+        def open_session_continues():
+            s1.cmd(b"NOOP\r\n", Rn.ok, what="NOOP after reload in the open session")
+            s1.cmd(b"MAIL FROM:<a@b>\r\n", Rn.ok)
+            s1.cmd(b"RCPT TO:<c@d>\r\n", Rn.reject)
+            s1.cmd(b"QUIT\r\n", Rn.quit)
+            s1.expect_eof()
+        t.run("%s: open session keeps working, replies carry the new name" % name,
+              open_session_continues)
+
+        def half_line_survives():
+            s2.send(b" x\r\n").expect(Rn.ok, what="end of the line begun before the reload")
+            s2.cmd(b"QUIT\r\n", Rn.quit)
+            s2.expect_eof()
+        t.run("%s: a line split across the reload is answered once" % name, half_line_survives)
+
+        def dialect_change():
+            write_config(conf, pair, engine, new, dialect="rfc7504", pin=pin)
+            s3 = Session(pair.cli, pair.v4)
+            try:
+                s3.expect(Rn.greet_rcpt, what="greeting before the second reload")
+                srv.signal(signal.SIGHUP)
+                wait_greeting(pair, Rn.greet_rfc7504)
+                s3.cmd(b"EHLO c\r\n", Rn.reject, what="EHLO in rfc7504 dialect after reload")
+                s3.cmd(b"QUIT\r\n", Rn.quit)
+                s3.expect_eof()
+            finally:
+                s3.close()
+        t.run("%s: dialect change applies to open and new sessions" % name, dialect_change)
+
+        def stops():
+            rc = srv.stop()
+            assert rc == 0, "exit status %s: %s" % (rc, srv.log_tail())
+        t.run("%s: exit status 0 on SIGTERM after reloads" % name, stops)
+    finally:
+        for s in (s1, s2):
+            if s:
+                s.close()
+
+
+# ---------------------------------------------------------------- status, SIGTERM
+
+def status_json(pin):
+    p = sh(MAILLESS, "status", "-j", "--pin-dir", pin, check=False, timeout=20)
+    try:
+        return p.returncode, json.loads(p.stdout), p
+    except ValueError:
+        raise AssertionError("status -j printed no JSON (exit %d): %s %s"
+                             % (p.returncode, show(p.stdout.encode()), p.stderr.strip()))
+
+
+def prog_ids_from_status(st):
+    progs = st.get("programs") or []
+    return {p.get("name"): p.get("id") for p in progs if isinstance(p, dict)}
+
+
+def sigterm(env, engine):
+    name = "lifecycle/%s/SIGTERM" % engine
+    pair = env.pair(x=92, tag="%sT" % engine[0])
+    host = "term-%s.life.test" % engine
+    R = Replies(host)
+    try:
+        srv = env.server(pair, engine=engine, host=host)
+    except StartError as e:
+        t.fail("%s: server starts" % name, str(e))
+        return
+    cg = cgroup_path(srv.pid)
+    ours = {}
+
+    def status():
+        rc, st, p = status_json(srv.pin_dir)
+        assert rc == 0, "exit status %d: %s" % (rc, p.stderr.strip())
+        assert st.get("running") is True, "running is %r" % st.get("running")
+        assert st.get("pid") == srv.pid, "pid %r, server is %d" % (st.get("pid"), srv.pid)
+        ids = prog_ids_from_status(st)
+        for n in PROG_NAMES:
+            assert ids.get(n), "program %s missing or without id in %r" % (n, st.get("programs"))
+        ours.update(ids)
+        att = st.get("attachments")
+        assert isinstance(att, dict) and att and all(v is True for v in att.values()), \
+            "attachments: %r" % att
+        loaded = ml_progs()
+        for n, i in ids.items():
+            assert loaded.get(i) == n, "bpftool prog show has no %s with id %d" % (n, i)
+        attached = [p.get("id") for p in cgroup_progs(cg)
+                    if "sock_ops" in str(p.get("attach_type"))]
+        assert ids["ml_sockops"] in attached, \
+            "bpftool cgroup show %s: sock_ops ids %r, status says %d" % (
+                cg, attached, ids["ml_sockops"])
+        assert pins(srv.pin_dir), "nothing pinned under %s while running" % srv.pin_dir
+
+    if engine == "kernel":
+        t.run("%s: status -j while running matches bpftool" % name, status)
+
+    sessions = []
+
+    def shutdown_421():
+        a = Session(pair.cli, pair.v4, timeout=10)
+        a.expect(R.greet_rcpt, what="greeting")
+        a.cmd(b"EHLO c\r\n", R.helo)
+        b = Session(pair.cli, pair.v6, timeout=10)
+        b.expect(R.greet_rcpt, what="greeting")
+        b.send(b"MAIL FROM:<a@b>")  # half a line
+        c = Session(pair.cli, pair.v4, timeout=10)  # greeted, never talked
+        c.expect(R.greet_rcpt, what="greeting")
+        sessions.extend((a, b, c))
+        time.sleep(0.2)
+        srv.signal(signal.SIGTERM)
+        for s, what in ((a, "after EHLO"), (b, "mid-line"), (c, "silent")):
+            s.expect(R.shutdown, what="shutdown reply to the session %s" % what)
+            s.expect_eof(allow_reset=False)
+
+    t.run("%s: open sessions get the shutdown 421 and a close" % name, shutdown_421)
+    for s in sessions:
+        s.close()
+
+    def exits_0():
+        try:
+            srv.proc.wait(10)
+        except Exception:
+            pass
+        rc = srv.stop()
+        assert rc == 0, "exit status %s: %s" % (rc, srv.log_tail())
+    t.run("%s: exit status 0" % name, exits_0)
+
+    def nothing_pinned():
+        left = pins(srv.pin_dir)
+        assert not left, "left under %s: %s" % (srv.pin_dir, " ".join(left))
+    t.run("%s: nothing left under the pin dir" % name, nothing_pinned)
+
+    if engine != "kernel":
+        return
+
+    def detached():
+        if not ours:
+            raise AssertionError("program ids unknown (status -j failed)")
+        attached = [p for p in cgroup_progs(cg) if p.get("id") in ours.values()
+                    or (p.get("name") == "ml_sockops" and p.get("id") == ours.get("ml_sockops"))]
+        assert not attached, "still attached to %s: %r" % (cg, attached)
+    t.run("%s: sock_ops no longer attached to the cgroup" % name, detached)
+
+    def unloaded():
+        if not ours:
+            raise AssertionError("program ids unknown (status -j failed)")
+        deadline = time.monotonic() + 3  # freeing is asynchronous (RCU)
+        while True:
+            left = {i: n for i, n in ml_progs().items() if i in ours.values()}
+            if not left or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert not left, "still loaded: %r" % left
+        others = ml_progs()
+        if others:
+            t.note("programs named like mailless's from other instances: %r" % others)
+    t.run("%s: no ml_sockops/ml_verdict/ml_msg of this instance loaded" % name, unloaded)
+
+    def status_after():
+        p = sh(MAILLESS, "status", "-j", "--pin-dir", srv.pin_dir, check=False)
+        try:
+            st = json.loads(p.stdout)
+        except ValueError:
+            raise AssertionError("no JSON: %s" % show(p.stdout.encode()))
+        assert st.get("running") is False, "status after exit: %r" % st
+    t.run("%s: status -j says not running afterwards" % name, status_after)
+
+
+# ---------------------------------------------------------------- kill -9
+
+def kill9(env):
+    name = "lifecycle/kernel/kill -9"
+    pair = env.pair(x=93, tag="k9")
+    host = "k9.life.test"
+    try:
+        srv = env.server(pair, engine="kernel", host=host)
+    except StartError as e:
+        t.fail("%s: server starts" % name, str(e))
+        return
+    cg = cgroup_path(srv.pid)
+    rc, st, _ = status_json(srv.pin_dir)
+    ours = prog_ids_from_status(st)
+    R = Replies(host)
+    s = Session(pair.cli, pair.v4)
+    s.expect(R.greet_rcpt)
+    srv.kill()
+    s.close()
+    before = pins(srv.pin_dir)
+    t.note("pinned after kill -9: %s" % (" ".join(before) or "nothing"))
+
+    def unload():
+        p = sh(MAILLESS, "unload", "--pin-dir", srv.pin_dir, check=False)
+        assert p.returncode == 0, "unload exit %d: %s" % (p.returncode,
+                                                          (p.stderr + p.stdout).strip())
+        left = pins(srv.pin_dir)
+        assert not left, "left under %s after unload: %s" % (srv.pin_dir, " ".join(left))
+        assert not os.path.exists(srv.pin_dir) or not os.listdir(srv.pin_dir)
+    t.run("%s: mailless unload removes the pins" % name, unload)
+
+    def nothing_attached():
+        assert ours, "program ids unknown"
+        attached = [p for p in cgroup_progs(cg) if p.get("id") in ours.values()]
+        assert not attached, "still attached to %s: %r" % (cg, attached)
+        deadline = time.monotonic() + 3
+        while True:
+            left = {i: n for i, n in ml_progs().items() if i in ours.values()}
+            if not left or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert not left, "still loaded: %r" % left
+    t.run("%s: nothing attached or loaded after unload" % name, nothing_attached)
+
+    def restart():
+        srv2 = env.server(pair, engine="kernel", host=host, pin_dir=srv.pin_dir)
+        r = converse(pair.cli, pair.v4, 25, [b"EHLO c\r\nQUIT\r\n"], greet_first=True)
+        assert r.data == R.greet_rcpt + R.helo + R.quit, show(r.data)
+        assert srv2.stop() == 0
+    t.run("%s: a new instance serves after unload" % name, restart)
+
+
+def main():
+    for e in skipped_engines():
+        t.skip("lifecycle/%s" % e, "engine excluded by MLT_ENGINES")
+    try:
+        with Env(t) as env:
+            try:
+                for engine in engines():
+                    two_instances(env, engine)
+                    sighup(env, engine)
+                    sigterm(env, engine)
+                if "kernel" in engines():
+                    kill9(env)
+            finally:
+                for f in getattr(env, "cleanup_files", []):
+                    if os.path.exists(f):
+                        os.unlink(f)
+    except StartError as e:
+        t.fail("lifecycle: setup", str(e))
+    return t.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
