@@ -115,8 +115,8 @@ bad:
 	return -EINVAL;
 }
 
-static int parse_uint(const char *key, const char *val, unsigned int min,
-		      unsigned int max, unsigned int *out, char *err, size_t errlen)
+int ml_parse_uint(const char *key, const char *val, unsigned int min,
+		  unsigned int max, unsigned int *out, char *err, size_t errlen)
 {
 	unsigned long v;
 	char *end;
@@ -130,6 +130,26 @@ static int parse_uint(const char *key, const char *val, unsigned int min,
 	}
 	*out = v;
 	return 0;
+}
+
+int ml_parse_choice(const char *key, const char *val, const char *const *names, int n,
+		    int *out, char *err, size_t errlen)
+{
+	size_t o;
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(val, names[i])) {
+			*out = i;
+			return 0;
+		}
+	o = snprintf(err, errlen, "bad %s '%s' (want", key, val);
+	for (i = 0; i < n && o < errlen; i++)
+		o += snprintf(err + o, errlen - o, "%s %s", i == 0 ? "" : i == n - 1 ? " or" : ",",
+			      names[i]);
+	if (o < errlen)
+		snprintf(err + o, errlen - o, ")");
+	return -EINVAL;
 }
 
 /* Letters, digits, '-', '.', and an address literal's brackets and colons:
@@ -188,27 +208,18 @@ int ml_opts_set(struct ml_opts *o, const char *key, const char *val,
 		}
 		snprintf(o->metrics_file, sizeof(o->metrics_file), "%s", val);
 	} else if (!strcmp(key, "metrics-interval")) {
-		return parse_uint(key, val, 1, 3600, &o->metrics_interval, err, errlen);
+		return ml_parse_uint(key, val, 1, 3600, &o->metrics_interval, err, errlen);
 	} else if (!strcmp(key, "log-rate")) {
-		return parse_uint(key, val, 0, 1000000, &o->log_rate, err, errlen);
+		return ml_parse_uint(key, val, 0, 1000000, &o->log_rate, err, errlen);
 	} else if (!strcmp(key, "log")) {
-		if (strcmp(val, "stderr") && strcmp(val, "syslog")) {
-			snprintf(err, errlen, "bad log '%s' (want stderr or syslog)", val);
-			return -EINVAL;
-		}
-		o->log_syslog = !strcmp(val, "syslog");
-	} else if (!strcmp(key, "log-level")) {
-		static const char *const lv[] = { "error", "warn", "info", "debug" };
-		int i;
+		static const char *const l[] = { "stderr", "syslog" };
 
-		for (i = 0; i < 4 && strcmp(val, lv[i]); i++)
-			;
-		if (i == 4) {
-			snprintf(err, errlen, "bad log-level '%s' (want error, warn, info "
-				 "or debug)", val);
-			return -EINVAL;
-		}
-		o->log_level = i;
+		return ml_parse_choice(key, val, l, 2, &o->log_syslog, err, errlen);
+	} else if (!strcmp(key, "log-level")) {
+		static const char *const lv[] = { [ML_ERROR] = "error", [ML_WARN] = "warn",
+						  [ML_INFO] = "info", [ML_DEBUG] = "debug" };
+
+		return ml_parse_choice(key, val, lv, 4, &o->log_level, err, errlen);
 	} else if (!strcmp(key, "hostname")) {
 		if (!valid_hostname(val)) {
 			snprintf(err, errlen, "bad hostname '%s' (1-253 letters, digits, "
@@ -217,31 +228,28 @@ int ml_opts_set(struct ml_opts *o, const char *key, const char *val,
 		}
 		snprintf(o->hostname, sizeof(o->hostname), "%s", val);
 	} else if (!strcmp(key, "dialect")) {
-		if (!strcmp(val, "rcpt"))
-			o->dialect = ML_DIALECT_RCPT;
-		else if (!strcmp(val, "rfc7504"))
-			o->dialect = ML_DIALECT_RFC7504;
-		else {
-			snprintf(err, errlen, "bad dialect '%s' (want rcpt or rfc7504)", val);
+		static const char *const d[] = { [ML_DIALECT_RCPT] = "rcpt",
+						 [ML_DIALECT_RFC7504] = "rfc7504" };
+		int v;
+
+		if (ml_parse_choice(key, val, d, 2, &v, err, errlen))
 			return -EINVAL;
-		}
+		o->dialect = v;
 	} else if (!strcmp(key, "timeout")) {
-		return parse_uint(key, val, 1, 86400, &o->timeout, err, errlen);
+		return ml_parse_uint(key, val, 1, 86400, &o->timeout, err, errlen);
 	} else if (!strcmp(key, "max-session-time")) {
-		return parse_uint(key, val, 1, 86400, &o->max_session_time, err, errlen);
+		return ml_parse_uint(key, val, 1, 86400, &o->max_session_time, err, errlen);
 	} else if (!strcmp(key, "max-sessions")) {
-		return parse_uint(key, val, 1, 1000000, &o->max_sessions, err, errlen);
+		return ml_parse_uint(key, val, 1, 1000000, &o->max_sessions, err, errlen);
 	} else if (!strcmp(key, "engine")) {
-		if (!strcmp(val, "kernel"))
-			o->engine = ML_ENGINE_KERNEL;
-		else if (!strcmp(val, "user"))
-			o->engine = ML_ENGINE_USER;
-		else if (!strcmp(val, "auto"))
-			o->engine = ML_ENGINE_AUTO;
-		else {
-			snprintf(err, errlen, "bad engine '%s' (want kernel, user or auto)", val);
+		static const char *const e[] = { [ML_ENGINE_AUTO] = "auto",
+						 [ML_ENGINE_KERNEL] = "kernel",
+						 [ML_ENGINE_USER] = "user" };
+		int v;
+
+		if (ml_parse_choice(key, val, e, 3, &v, err, errlen))
 			return -EINVAL;
-		}
+		o->engine = v;
 	} else if (!strcmp(key, "pin-dir")) {
 		if (val[0] != '/' || strlen(val) >= sizeof(o->pin_dir) - 32) {
 			snprintf(err, errlen, "bad pin-dir '%s' (want an absolute path on bpffs)", val);

@@ -117,23 +117,6 @@ static int add_prefixes(char *buf, size_t size, const char *key, const char *val
 	return 0;
 }
 
-static int guard_uint(const char *key, const char *val, unsigned int min, unsigned int max,
-		      unsigned int *out, char *err, size_t errlen)
-{
-	unsigned long v;
-	char *end;
-
-	errno = 0;
-	v = strtoul(val, &end, 10);
-	if (errno || *end || !*val || val[0] == '-' || v < min || v > max) {
-		snprintf(err, errlen, "bad value '%s' for %s (want a whole number %u-%u)",
-			 val, key, min, max);
-		return -EINVAL;
-	}
-	*out = v;
-	return 0;
-}
-
 int ml_guard_opts_set(struct ml_guard_opts *g, const char *key, const char *val,
 		      char *err, size_t errlen)
 {
@@ -162,24 +145,21 @@ int ml_guard_opts_set(struct ml_guard_opts *g, const char *key, const char *val,
 			return -EINVAL;
 		}
 	} else if (!strcmp(key, "xdp-mode")) {
-		if (!strcmp(val, "native"))
-			g->mode = ML_XDP_NATIVE;
-		else if (!strcmp(val, "skb"))
-			g->mode = ML_XDP_SKB;
-		else if (!strcmp(val, "auto"))
-			g->mode = ML_XDP_AUTO;
-		else {
-			snprintf(err, errlen, "bad xdp-mode '%s' (want native, skb or auto)", val);
+		static const char *const m[] = { [ML_XDP_AUTO] = "auto", [ML_XDP_NATIVE] = "native",
+						 [ML_XDP_SKB] = "skb" };
+		int v;
+
+		if (ml_parse_choice(key, val, m, 3, &v, err, errlen))
 			return -EINVAL;
-		}
+		g->mode = v;
 	} else if (!strcmp(key, "syn-rate")) {
-		return guard_uint(key, val, 0, 10000000, &g->syn_rate, err, errlen);
+		return ml_parse_uint(key, val, 0, 10000000, &g->syn_rate, err, errlen);
 	} else if (!strcmp(key, "syn-burst")) {
-		return guard_uint(key, val, 1, 10000000, &g->syn_burst, err, errlen);
+		return ml_parse_uint(key, val, 1, 10000000, &g->syn_burst, err, errlen);
 	} else if (!strcmp(key, "syn-prefix4")) {
-		return guard_uint(key, val, 1, 32, &g->prefix4, err, errlen);
+		return ml_parse_uint(key, val, 1, 32, &g->prefix4, err, errlen);
 	} else if (!strcmp(key, "syn-prefix6")) {
-		return guard_uint(key, val, 1, 128, &g->prefix6, err, errlen);
+		return ml_parse_uint(key, val, 1, 128, &g->prefix6, err, errlen);
 	} else if (!strcmp(key, "allow")) {
 		return add_prefixes(g->allow, sizeof(g->allow), key, val, err, errlen);
 	} else if (!strcmp(key, "deny")) {
