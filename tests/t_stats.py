@@ -185,6 +185,13 @@ def exact_counts(env, engine):
     assert fvals.get(PROM["cmd_rcpt"]) == exp["cmd_rcpt"], "file: %s" % fvals.get(PROM["cmd_rcpt"])
     assert not [p for p in os.listdir(TMP) if ".tmp." in p], "temp files left"
 
+    # --watch: printed again after each interval, with per-second rates.
+    w = subprocess.run(["timeout", "-s", "INT", "2.6", MAILLESS, "stats", "--watch", "1",
+                        "--pin-dir", srv.pin_dir], capture_output=True, text=True)
+    tables = w.stdout.count("connections admitted")
+    assert tables >= 2 and "/s" in w.stdout and w.returncode in (0, 124), (
+        "stats --watch: %d tables, rc %s: %s" % (tables, w.returncode, w.stdout[-300:]))
+
     # One log line per session.
     time.sleep(0.2)
     lines = [l for l in srv.log if " session client=" in l]
