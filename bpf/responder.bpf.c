@@ -37,6 +37,12 @@ char LICENSE[] SEC("license") = "GPL";
 /* Set by the controller before load. */
 const volatile __u64 netns_cookie;	/* the controller's network namespace */
 
+/* Events the ring buffer had no room for (a burst of thousands of QUITs at
+ * once). The controller reads this through the skeleton's mmap of .bss on
+ * every loop, without a syscall, and then sweeps the session map for the
+ * lost_op/lost_peer marks. */
+__u64 events_lost;
+
 /* max_entries of these two are sized by the controller before load. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
@@ -98,7 +104,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 * 1024);
+	__uint(max_entries, 2 * 1024 * 1024);	/* ~10,000 sessions' records */
 } events SEC(".maps");
 
 /*
@@ -241,8 +247,11 @@ static __always_inline void peer_event(const struct ml_flow *f, __u32 st)
 	if (!s)
 		return;
 	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-	if (!ev)
+	if (!ev) {
+		s->lost_peer = st;
+		__sync_fetch_and_add(&events_lost, 1);
 		return;
+	}
 	ev->cookie = s->cookie;
 	ev->out_bytes = 0;
 	ev->type = ML_EV_PEER;
@@ -646,7 +655,10 @@ int ml_msg(struct sk_msg_md *msg)
 
 	if (ml_op_closes(ex.last_op)) {
 		ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-		if (ev) {
+		if (!ev) {
+			s->lost_op = ex.last_op;
+			__sync_fetch_and_add(&events_lost, 1);
+		} else {
 			ev->cookie = s->cookie;
 			ev->out_bytes = s->out_bytes;
 			ev->type = ML_EV_CLOSE;

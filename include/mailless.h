@@ -200,6 +200,11 @@ struct ml_sock {
 	__u32 greeted;		/* the greeting was sent (cmpxchg 0 -> 1) */
 	__u32 closing;		/* a closing reply was emitted; ignore input */
 	__u32 logged;		/* the ML_EV_LOG record was sent */
+	/* An event the ring buffer had no room for: the controller finds it
+	 * here when events_lost moves (ML_EV_CLOSE: lost_op is the closing
+	 * reply; ML_EV_PEER: lost_peer is the TCP state, 8 or 7). */
+	__u32 lost_op;
+	__u32 lost_peer;
 	struct ml_parser parser;
 	struct ml_summary sum;
 };

@@ -55,6 +55,7 @@ struct kpriv {
 	int lock_fd;
 	int attached_skb, attached_msg;
 	unsigned int slot;		/* active config slot */
+	uint64_t lost_seen;		/* events_lost when last swept */
 	/* cookie -> fd, open addressing with linear probing */
 	uint64_t *ck;
 	int *ckfd;
@@ -481,6 +482,48 @@ static int on_event(void *ctx, void *data, size_t len)
 	s->reason = ev->op == ML_OP_QUIT ? ML_ST_CLOSE_QUIT : ML_ST_CLOSE_FLOOD;
 	start_drain(srv, s, ev->out_bytes);
 	return 0;
+}
+
+/*
+ * The ring buffer overflowed (events_lost moved, read from the mmap'ed .bss
+ * without a syscall): walk the session map for the events it could not carry
+ * and handle them as if they had arrived. Rare, O(sessions), and idempotent.
+ */
+void ml_kernel_sweep(struct ml_server *srv)
+{
+	struct kpriv *k = srv->eng_priv;
+	struct ml_flow key, next;
+	struct ml_sock v;
+	uint64_t lost;
+	void *prev = NULL;
+	int fd;
+
+	if (!k || !k->skel || !k->skel->bss)
+		return;
+	lost = *(volatile __u64 *)&k->skel->bss->events_lost;
+	if (lost == k->lost_seen)
+		return;
+	warn("the event ring buffer overflowed (%llu events so far); recovering them "
+	     "from the session map", (unsigned long long)lost);
+	k->lost_seen = lost;
+	fd = bpf_map__fd(k->skel->maps.sessions);
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &v))
+			continue;
+		if (v.lost_op) {
+			struct ml_event ev = { .cookie = v.cookie, .out_bytes = v.out_bytes,
+					       .type = ML_EV_CLOSE, .op = v.lost_op };
+
+			on_event(srv, &ev, sizeof(ev));
+		} else if (v.lost_peer) {
+			struct ml_event ev = { .cookie = v.cookie, .type = ML_EV_PEER,
+					       .op = v.lost_peer };
+
+			on_event(srv, &ev, sizeof(ev));
+		}
+	}
 }
 
 static int k_poll_fd(struct ml_server *srv)

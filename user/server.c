@@ -613,6 +613,8 @@ int ml_serve(struct ml_opts *o, const struct ml_cli_set *cli, int ncli)
 			}
 			}
 		}
+		if (srv->eng == &ml_kernel_engine)
+			ml_kernel_sweep(srv);
 		now = ml_now_ms();
 		while (srv->nheap && srv->sess[srv->heap[0]].deadline_ms <= now) {
 			struct ml_session *s = &srv->sess[srv->heap[0]];

@@ -116,6 +116,8 @@ extern const struct ml_engine_ops ml_user_engine;
 /* Load the kernel engine; returns a negative errno and says why on failure. */
 int ml_kernel_init(struct ml_server *srv);
 int ml_kernel_status(const char *pin_dir, int json);
+/* Recover events the ring buffer dropped; cheap unless it overflowed. */
+void ml_kernel_sweep(struct ml_server *srv);
 /* The user engine's maps (config, counters), when BPF maps can be made. */
 int ml_maps_init(struct ml_server *srv);
 /* Both engines, when eng_priv is set: publish the rendered configuration,
