@@ -31,6 +31,7 @@ enum { TAG_LISTEN = 1, TAG_SESSION, TAG_SIGNAL, TAG_ENGINE, TAG_METRICS };
 /* The pinned controller counters trail by at most this much; one map write
  * per interval however many sessions closed in it. */
 #define STATS_FLUSH_MS	100
+#define LOST_CHECK_MS	100
 
 uint64_t ml_now_ms(void)
 {
@@ -554,6 +555,11 @@ int ml_serve(struct ml_opts *o, const struct ml_cli_set *cli, int ncli)
 
 			timeout = d <= now ? 0 : (d - now > 60000 ? 60000 : (int)(d - now));
 		}
+		/* A ring buffer event lost to overflow wakes nobody: while
+		 * sessions are open, look at events_lost at least this often. */
+		if (srv->eng == &ml_kernel_engine && srv->nactive &&
+		    (timeout < 0 || timeout > LOST_CHECK_MS))
+			timeout = LOST_CHECK_MS;
 		if (srv->metrics) {
 			int t = ml_metrics_tick(srv, now);
 
