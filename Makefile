@@ -113,3 +113,8 @@ tests-build: $(TEST_BINS)
 $(OUT)/tests/%: tests/c/%.c | $(OUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Wno-missing-field-initializers $< -o $@
+
+# The floor server for `make bench`: the cost of TCP alone (tools/floor.c).
+tools/floor: tools/floor.c Makefile
+	$(call msg,CC,$@)
+	$(Q)$(CC) -O2 -g -Wall -Wextra -Werror -std=gnu11 $< -o $@
