@@ -379,7 +379,7 @@ def perf_profile(procs):
     subprocess.run(["perf", "record", "-a", "-g", "-o", data, "--", "sleep", "3"],
                    capture_output=True)
     lg.communicate()
-    rep = {}
+    rep = {"bpf": perf_bpf_lines(data)}
     for key, sort, children, top in (("comms", "comm", "--no-children", 10),
                                      ("symbols", "symbol", "--no-children", 15),
                                      ("inclusive", "symbol", "--children", 30)):
@@ -390,6 +390,18 @@ def perf_profile(procs):
                  if l.strip() and not l.startswith("#")]
         rep[key] = lines[:top]
     return rep
+
+
+def perf_bpf_lines(data):
+    """Inclusive time of the sockmap path: BPF programs, psock work, kworkers."""
+    r = subprocess.run(["perf", "report", "-i", data, "--children", "--sort", "symbol",
+                        "--stdio", "-g", "none"], capture_output=True, text=True)
+    keep = ("bpf_prog", "sk_psock", "tcp_bpf", "worker_thread", "process_one_work",
+            "__skb_send_sock", "sock_map", "bpf_ringbuf", "bpf_msg_", "bpf_sk_redirect",
+            "__cgroup_bpf_run_filter_sock_ops")
+    out = [l.rstrip().rstrip("-").rstrip() for l in r.stdout.splitlines()
+           if not l.startswith("#") and any(k in l for k in keep)]
+    return out[:20]
 
 
 # ---- summary ---------------------------------------------------------------
@@ -743,12 +755,12 @@ def report(facts, servers, cells, idle, big, tg, prof, started, elapsed, png_nam
         a(f"| {s} | {r.get('held')} | {kinds(r)} | {lat.get('p50', 0) / 1000:.1f} / "
           f"{lat.get('p99', 0) / 1000:.1f} ms | {(r.get('hwm_kb') or 0) / 1024:.1f} MiB |")
     a("")
-    a("The servers' own counters (`mailless stats`) for the idle runs (no_close errors: the "
+    a("The kernel engine's own counters (`mailless stats`) for the idle runs (no_close errors: the "
       "221 went out but the controller never closed; those sessions end only when the client "
       "gives up after `-t 30`, or at the idle timeout):")
     a("")
     for s, r in list(idle.items()) + list(big.items()):
-        if r.get("closes"):
+        if r.get("closes") and s == "kernel":  # the user engine publishes its counters late
             a(f"- {s}, {r['n']:,} idle: {closes(r)}")
     a("")
     a("## Targets")
@@ -784,6 +796,14 @@ def report(facts, servers, cells, idle, big, tg, prof, started, elapsed, png_nam
         L.extend(prof.get("inclusive", []))
         a("```")
         a("")
+        if prof.get("bpf"):
+            a("The sockmap path alone (inclusive): the BPF programs, the psock backlog that "
+              "kernel workers run to transmit redirected replies, and the sock_ops hook:")
+            a("")
+            a("```")
+            L.extend(prof["bpf"])
+            a("```")
+            a("")
     a("Raw data: .output/bench/runs.jsonl (one loadgen run a line), summary.json, rate.dat.")
     a("")
     return "\n".join(L)
@@ -791,7 +811,50 @@ def report(facts, servers, cells, idle, big, tg, prof, started, elapsed, png_nam
 
 # ---- main ------------------------------------------------------------------
 
+def write_outputs(facts, servers, cells, idle, big, tg, prof, started, elapsed, cmdline, quick):
+    png_out = os.path.join(OUT, "bench-rate.png")
+    plot(cells, servers, png_out)
+    md = report(facts, servers, cells, idle, big, tg, prof, started, elapsed,
+                "bench-rate.png", cmdline)
+    with open(os.path.join(OUT, "report.md"), "w") as f:
+        f.write(md)
+    if not quick:
+        shutil.copy(png_out, os.path.join(ROOT, "docs", "bench-rate.png"))
+        doc = os.path.join(ROOT, "docs", "benchmarks.md")
+        notes = ""
+        try:  # hand-written notes below the marker survive a new run
+            with open(doc) as f:
+                old = f.read()
+            if NOTES_MARK in old:
+                notes = old[old.index(NOTES_MARK):]
+        except OSError:
+            pass
+        with open(doc, "w") as f:
+            f.write(md + ("\n" + notes if notes else ""))
+        log("wrote docs/benchmarks.md and docs/bench-rate.png")
+
+
+def report_only():
+    """--report: rebuild report.md (and the docs for a full run) from summary.json."""
+    global SHAPES, CONCS, ROUNDS, DUR, WARM, QUICK
+    with open(os.path.join(OUT, "summary.json")) as f:
+        s = json.load(f)
+    QUICK, ROUNDS, DUR, WARM = s["quick"], s["rounds"], s["dur"], s["warm"]
+    SHAPES = list(dict.fromkeys(k.split("/")[0] for k in s["cells"]))
+    CONCS = sorted({int(k.split("/")[1]) for k in s["cells"]})
+    prof = s.get("perf")
+    data = os.path.join(OUT, "perf.data")
+    if prof is not None and os.path.exists(data) and have("perf"):
+        prof["bpf"] = perf_bpf_lines(data)
+    write_outputs(s["facts"], s["servers"], s["cells"], s["idle"], s["idle_big"], s["targets"],
+                  prof, s.get("started") or os.path.getmtime(os.path.join(OUT, "summary.json")) - s["elapsed_s"], s["elapsed_s"],
+                  ("BENCH_QUICK=1 " if QUICK else "") + "python3 tools/bench.py", QUICK)
+    return 0
+
+
 def main():
+    if "--report" in sys.argv[1:]:
+        return report_only()
     if os.geteuid() != 0:
         print("bench: Error: needs root (the kernel engine loads BPF; Postfix drops to its user)",
               file=sys.stderr)
@@ -880,31 +943,12 @@ def main():
     cells = servers_proc_cells
     tg = targets(cells, idle, big, servers)
     elapsed = time.time() - started
-    png_out = os.path.join(OUT, "bench-rate.png")
-    plot(cells, servers, png_out)
     summary = {"facts": facts, "servers": servers, "quick": QUICK, "rounds": ROUNDS,
                "dur": DUR, "warm": WARM, "cells": cells, "idle": idle, "idle_big": big,
-               "targets": tg, "perf": prof, "elapsed_s": elapsed}
+               "targets": tg, "perf": prof, "elapsed_s": elapsed, "started": started}
     with open(os.path.join(OUT, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1, default=str)
-    md = report(facts, servers, cells, idle, big, tg, prof, started, elapsed,
-                "bench-rate.png", cmdline)
-    with open(os.path.join(OUT, "report.md"), "w") as f:
-        f.write(md)
-    if not QUICK:
-        shutil.copy(png_out, os.path.join(ROOT, "docs", "bench-rate.png"))
-        doc = os.path.join(ROOT, "docs", "benchmarks.md")
-        notes = ""
-        try:  # hand-written notes below the marker survive a new run
-            with open(doc) as f:
-                old = f.read()
-            if NOTES_MARK in old:
-                notes = old[old.index(NOTES_MARK):]
-        except OSError:
-            pass
-        with open(doc, "w") as f:
-            f.write(md + ("\n" + notes if notes else ""))
-        log("wrote docs/benchmarks.md and docs/bench-rate.png")
+    write_outputs(facts, servers, cells, idle, big, tg, prof, started, elapsed, cmdline, QUICK)
     log(f"done in {elapsed / 60:.1f} min; report: {os.path.join(OUT, 'report.md')}")
     for t in tg:
         log(f"target {'MET ' if t['met'] else 'MISS'} {t['target']}: {t['detail']}")
