@@ -19,8 +19,9 @@ Idle: fresh servers, 10,000 idle sessions: controller VmHWM, Slab and
 /proc/net/sockstat deltas; then 15,000 idle sessions must be held with no error.
 
 Results: .output/bench/ (runs.jsonl, summary.json, report.md, plot); a full run
-also writes docs/benchmarks.md and docs/bench-rate.png. BENCH_QUICK=1: a
-~2-minute subset that writes only .output/bench/.
+also writes docs/benchmarks.md and docs/bench-rate.png (hand-written notes below
+the marker at its end are kept). BENCH_QUICK=1: a ~2-minute subset that writes
+only .output/bench/. --report: rebuild the pages from .output/bench/summary.json.
 """
 import json
 import os
@@ -606,8 +607,9 @@ def report(facts, servers, cells, idle, big, tg, prof, started, elapsed, png_nam
     a("")
     a("## How to run")
     a("")
-    a("    make bench                 # full: ~10 minutes; writes .output/bench/ and this page")
+    a("    make bench                 # full: ~9 minutes; writes .output/bench/ and this page")
     a("    BENCH_QUICK=1 make bench   # ~2 minutes, 2 shapes x 2 concurrencies; .output/bench/ only")
+    a("    python3 tools/bench.py --report   # rebuild the pages from .output/bench/summary.json")
     a("")
     a(f"`make bench` installs what is missing from Debian (gnuplot-nox, postfix preseeded to "
       f"\"No configuration\" so no system instance starts, ucspi-tcp), builds `mailless`, "
