@@ -34,10 +34,12 @@ SKELS     := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
 DEPS_RUN  := clang llvm libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev make gcc pkg-config
 DEPS_TEST := $(DEPS_RUN) python3 swaks iproute2 util-linux strace \
 	     qemu-system-x86 busybox-static cpio kmod prometheus curl xdp-tools
+# make bench: the plot, and the servers a user would pick instead of mailless.
+DEPS_BENCH := $(DEPS_RUN) python3 gnuplot-nox postfix ucspi-tcp
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all clean help deps deps-test run test unit
+.PHONY: all clean help deps deps-test deps-bench run test unit bench
 
 all: mailless tools/loadgen
 
@@ -46,6 +48,9 @@ help:
 	@echo "make run        install missing Debian packages, build, serve port 25 (root)"
 	@echo "make test       install missing Debian packages, build, run the whole test suite"
 	@echo "make unit       build and run the pure C unit tests only"
+	@echo "make bench      install missing Debian packages, build, benchmark against"
+	@echo "                user engine, floor, Postfix, rblsmtpd (docs/benchmarks.md, root);"
+	@echo "                BENCH_QUICK=1 for a ~2-minute subset"
 	@echo "make tools/loadgen  build the load generator (tools/README.md)"
 	@echo "make clean      remove $(OUT)/ and ./mailless"
 	@echo "V=1             show the commands"
@@ -85,6 +90,18 @@ deps:
 deps-test:
 	$(call install_missing,$(DEPS_TEST))
 
+# Debian's postfix package would configure and start a system Postfix on port 25:
+# preseed "No configuration" first, so none runs; the bench starts its own
+# loopback-only instance (tools/bench.py).
+deps-bench:
+	@dpkg -s postfix >/dev/null 2>&1 || \
+		echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+	$(call install_missing,$(DEPS_BENCH))
+
+bench: deps-bench
+	$(MAKE) mailless tools/loadgen tools/floor
+	python3 tools/bench.py
+
 run: deps
 	$(MAKE) mailless
 	./mailless run $(ARGS)
@@ -120,3 +137,8 @@ $(OUT)/tests/%: tests/c/%.c | $(OUT)/tests
 $(OUT)/tests/guard_table: tests/c/guard_table.c $(OUT)/guard.skel.h include/guard.h include/bucket.h | $(OUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -fno-strict-aliasing -Wno-missing-field-initializers $< $(LDLIBS) -o $@
+
+# The floor server for `make bench`: the cost of TCP alone (tools/floor.c).
+tools/floor: tools/floor.c Makefile
+	$(call msg,CC,$@)
+	$(Q)$(CC) -O2 -g -Wall -Wextra -Werror -std=gnu11 $< -o $@
