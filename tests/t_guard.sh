@@ -27,6 +27,11 @@ skip() { nskip=$((nskip + 1)); echo "skip - guard live: $1: $2"; }
 S() { nsenter --net=/run/netns/"$NS_S" "$@"; }
 C() { nsenter --net=/run/netns/"$NS_C" "$@"; }
 
+# libxdp keeps its state under /sys/fs/bpf/xdp and leaves the directory
+# behind; remove it again if this test made it and it is empty.
+XDPDIR_EXISTED=0
+[ -d /sys/fs/bpf/xdp ] && XDPDIR_EXISTED=1
+
 cleanup() {
 	local p i
 	for p in "${PIDS[@]}"; do
@@ -41,6 +46,7 @@ cleanup() {
 	[ -e "$PIN" ] && rm -rf "$PIN"
 	ip netns del "$NS_S" 2>/dev/null
 	ip netns del "$NS_C" 2>/dev/null
+	[ "$XDPDIR_EXISTED" = 0 ] && rmdir /sys/fs/bpf/xdp 2>/dev/null
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
