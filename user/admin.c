@@ -22,13 +22,6 @@
 #define progs ml_pinned_progs
 #define N(a) (sizeof(a) / sizeof(*(a)))
 
-static int get_pinned(const char *dir, const char *name)
-{
-	char p[4200];
-
-	snprintf(p, sizeof(p), "%s/%s", dir, name);
-	return bpf_obj_get(p);
-}
 
 /* 1: a live `run` holds the pin dir's lock; 0: nobody; -1: no dir. */
 static int dir_locked(const char *dir)
@@ -77,7 +70,7 @@ int ml_kernel_status(const char *dir, int json)
 	long nsess = -1;
 
 	locked = dir_locked(dir);
-	ifd = get_pinned(dir, "info");
+	ifd = ml_pinned_fd(dir, "info");
 	if (locked < 0 || ifd < 0) {
 		if (json)
 			printf("{\"running\":false,\"pin_dir\":\"%s\"}\n", dir);
@@ -91,12 +84,12 @@ int ml_kernel_status(const char *dir, int json)
 		struct bpf_prog_info pi = {};
 		__u32 len = sizeof(pi);
 
-		fds[i] = get_pinned(dir, progs[i]);
+		fds[i] = ml_pinned_fd(dir, progs[i]);
 		if (fds[i] >= 0 && !bpf_obj_get_info_by_fd(fds[i], &pi, &len))
 			ids[i] = pi.id;
 	}
-	mfd = get_pinned(dir, "socks");
-	sfd = get_pinned(dir, "sessions");
+	mfd = ml_pinned_fd(dir, "socks");
+	sfd = ml_pinned_fd(dir, "sessions");
 	cgfd = inf.cgroup[0] ? open(inf.cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 	if (cgfd >= 0 && ids[0])
 		on_cg = attached(cgfd, BPF_CGROUP_SOCK_OPS, ids[0]);
@@ -159,13 +152,12 @@ int ml_kernel_unload(const char *dir)
 	__u32 zero = 0;
 	int locked = dir_locked(dir), ifd, mfd, pfd, cgfd, removed = 0, left = 0;
 	unsigned int i;
-	char p[4200];
 
 	if (locked < 0) {
 		printf("mailless: nothing at %s\n", dir);
 		return 0;
 	}
-	ifd = get_pinned(dir, "info");
+	ifd = ml_pinned_fd(dir, "info");
 	if (ifd >= 0) {
 		bpf_map_lookup_elem(ifd, &zero, &inf);
 		close(ifd);
@@ -182,7 +174,7 @@ int ml_kernel_unload(const char *dir)
 	left += i;
 	/* A plain (non-link) cgroup attachment would outlive a crash; ours is a
 	 * link, but detach anyway in case an older run used a plain attach. */
-	pfd = get_pinned(dir, "ml_sockops");
+	pfd = ml_pinned_fd(dir, "ml_sockops");
 	cgfd = inf.cgroup[0] ? open(inf.cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 	if (pfd >= 0 && cgfd >= 0 && !bpf_prog_detach2(pfd, cgfd, BPF_CGROUP_SOCK_OPS))
 		printf("detached sock_ops from %s\n", inf.cgroup);
@@ -190,29 +182,21 @@ int ml_kernel_unload(const char *dir)
 		close(pfd);
 	if (cgfd >= 0)
 		close(cgfd);
-	mfd = get_pinned(dir, "socks");
+	mfd = ml_pinned_fd(dir, "socks");
 	if (mfd >= 0) {
-		pfd = get_pinned(dir, "ml_verdict");
+		pfd = ml_pinned_fd(dir, "ml_verdict");
 		if (pfd >= 0 && !bpf_prog_detach2(pfd, mfd, BPF_SK_SKB_VERDICT))
 			printf("detached sk_skb verdict from the sockhash\n");
 		if (pfd >= 0)
 			close(pfd);
-		pfd = get_pinned(dir, "ml_msg");
+		pfd = ml_pinned_fd(dir, "ml_msg");
 		if (pfd >= 0 && !bpf_prog_detach2(pfd, mfd, BPF_SK_MSG_VERDICT))
 			printf("detached sk_msg verdict from the sockhash\n");
 		if (pfd >= 0)
 			close(pfd);
 		close(mfd);
 	}
-	for (i = 0; i < N(progs) + N(maps); i++) {
-		const char *name = i < N(progs) ? progs[i] : maps[i - N(progs)];
-
-		snprintf(p, sizeof(p), "%s/%s", dir, name);
-		if (!unlink(p))
-			removed++;
-		else if (errno != ENOENT)
-			left++, err("cannot remove %s: %s", p, strerror(errno));
-	}
+	left += ml_unpin_all(dir, &removed);
 	if (rmdir(dir) && errno != ENOENT && errno != ENOTEMPTY)
 		left++;
 	printf("mailless: removed %d pins from %s%s\n", removed, dir,

@@ -250,24 +250,35 @@ static int lock_dir(const char *dir, int *fd_out)
 }
 
 /* Remove what a previous run pinned (a crash leaves the pins; the cgroup
- * link died with its process). Only our own names are touched. */
-static int unpin_all(const char *dir)
+ * link died with its process). Only our own names are touched. Returns how
+ * many could not be removed (said on stderr); *removed counts the others. */
+int ml_unpin_all(const char *dir, int *removed)
 {
 	char p[PATH_MAX];
 	unsigned int i;
 	int left = 0;
 
-	for (i = 0; i < ML_NPINNED_PROGS; i++) {
-		pin_path(p, sizeof(p), dir, ml_pinned_progs[i]);
-		if (unlink(p) && errno != ENOENT)
+	for (i = 0; i < ML_NPINNED_PROGS + ML_NPINNED_MAPS; i++) {
+		pin_path(p, sizeof(p), dir, i < ML_NPINNED_PROGS ? ml_pinned_progs[i] :
+					    ml_pinned_maps[i - ML_NPINNED_PROGS]);
+		if (!unlink(p)) {
+			if (removed)
+				(*removed)++;
+		} else if (errno != ENOENT) {
+			err("cannot remove %s: %s", p, strerror(errno));
 			left++;
-	}
-	for (i = 0; i < ML_NPINNED_MAPS; i++) {
-		pin_path(p, sizeof(p), dir, ml_pinned_maps[i]);
-		if (unlink(p) && errno != ENOENT)
-			left++;
+		}
 	}
 	return left;
+}
+
+/* An object pinned under dir, by name; a negative errno if it is not there. */
+int ml_pinned_fd(const char *dir, const char *name)
+{
+	char p[PATH_MAX];
+
+	pin_path(p, sizeof(p), dir, name);
+	return bpf_obj_get(p);
 }
 
 static int flow_of(int fd, struct ml_flow *f)
@@ -605,7 +616,7 @@ void ml_bpf_shutdown(struct ml_server *srv)
 		if (k->attached_msg)
 			bpf_prog_detach2(bpf_program__fd(skel->progs.ml_msg), mfd,
 					 BPF_SK_MSG_VERDICT);
-		unpin_all(srv->opts.pin_dir);
+		ml_unpin_all(srv->opts.pin_dir, NULL);
 		responder__destroy(skel);
 	}
 	if (k->lock_fd >= 0) {
@@ -757,7 +768,7 @@ int ml_kernel_init(struct ml_server *srv)
 
 	if ((e = lock_dir(srv->opts.pin_dir, &k->lock_fd)))
 		goto fail_nolock;
-	unpin_all(srv->opts.pin_dir);	/* leftovers of a crashed run */
+	ml_unpin_all(srv->opts.pin_dir, NULL);	/* leftovers of a crashed run */
 
 	skel = responder__open();
 	if (!skel) {
@@ -864,7 +875,7 @@ int ml_maps_init(struct ml_server *srv)
 		k->lock_fd = -1;
 		goto fail;
 	}
-	unpin_all(srv->opts.pin_dir);
+	ml_unpin_all(srv->opts.pin_dir, NULL);
 	skel = responder__open();
 	if (!skel) {
 		e = -errno;

@@ -111,6 +111,11 @@ int ml_epoll_mod(struct ml_server *srv, int fd, uint32_t events, int add);
 extern const char *const ml_pinned_maps[ML_NPINNED_MAPS];
 extern const char *const ml_pinned_progs[ML_NPINNED_PROGS];
 
+/* Unlink those names under dir; returns how many could not be removed. */
+int ml_unpin_all(const char *dir, int *removed);
+/* bpf_obj_get of dir/name. */
+int ml_pinned_fd(const char *dir, const char *name);
+
 extern const struct ml_engine_ops ml_kernel_engine;
 extern const struct ml_engine_ops ml_user_engine;
 /* Load the kernel engine; returns a negative errno and says why on failure. */

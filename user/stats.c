@@ -254,58 +254,49 @@ static void on_int(int sig)
 	watch_stop = 1;
 }
 
+/* Element key of the array map pinned as dir/name, into value. */
+static int lookup_pinned(const char *dir, const char *name, __u32 key, void *value)
+{
+	int fd = ml_pinned_fd(dir, name), ret;
+
+	if (fd < 0)
+		return fd;
+	ret = bpf_map_lookup_elem(fd, &key, value) ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
 static int read_pinned(const char *dir, struct ml_counters *c, struct ml_build *b,
 		       char *host, size_t hostlen)
 {
-	char p[4200];
 	struct ml_info inf = {};
 	struct ml_config cfg;
 	struct ml_control ctl = {};
-	__u32 zero = 0;
 	int fd, ret;
 
 	memset(c, 0, sizeof(*c));
-	snprintf(p, sizeof(p), "%s/stats_ctl", dir);
-	fd = bpf_obj_get(p);
+	fd = ml_pinned_fd(dir, "stats_ctl");
 	if (fd < 0)
 		return -ENOENT;
 	ret = ml_stats_add_ctl(fd, c);
 	close(fd);
 	if (ret)
 		return ret;
-	snprintf(p, sizeof(p), "%s/stats", dir);
-	fd = bpf_obj_get(p);
+	fd = ml_pinned_fd(dir, "stats");
 	if (fd >= 0) {
 		ret = ml_stats_add_percpu(fd, c);
 		close(fd);
 		if (ret)
 			return ret;
 	}
-	snprintf(p, sizeof(p), "%s/info", dir);
-	fd = bpf_obj_get(p);
-	if (fd >= 0) {
-		bpf_map_lookup_elem(fd, &zero, &inf);
-		close(fd);
-	}
+	lookup_pinned(dir, "info", 0, &inf);
+	lookup_pinned(dir, "control", 0, &ctl);
 	b->engine = inf.engine == ML_INFO_ENGINE_USER ? "user" : "kernel";
-	snprintf(p, sizeof(p), "%s/control", dir);
-	fd = bpf_obj_get(p);
-	if (fd >= 0) {
-		bpf_map_lookup_elem(fd, &zero, &ctl);
-		close(fd);
-	}
 	b->dialect = "rcpt";
 	snprintf(host, hostlen, "%s", inf.hostname);
-	snprintf(p, sizeof(p), "%s/config", dir);
-	fd = bpf_obj_get(p);
-	if (fd >= 0) {
-		__u32 slot = ctl.active & 1;
-
-		if (!bpf_map_lookup_elem(fd, &slot, &cfg)) {
-			b->dialect = ml_dialect_name(cfg.dialect);
-			snprintf(host, hostlen, "%s", cfg.hostname);
-		}
-		close(fd);
+	if (!lookup_pinned(dir, "config", ctl.active & 1, &cfg)) {
+		b->dialect = ml_dialect_name(cfg.dialect);
+		snprintf(host, hostlen, "%s", cfg.hostname);
 	}
 	b->hostname = host;
 	return 0;
