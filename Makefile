@@ -107,7 +107,7 @@ run: deps
 	./mailless run $(ARGS)
 
 test: deps-test
-	$(MAKE) mailless tests-build
+	$(MAKE) mailless tools/loadgen tests-build
 	bash tests/run.sh
 
 unit: $(OUT)/tests/unit_proto

@@ -104,7 +104,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 2 * 1024 * 1024);	/* ~10,000 sessions' records */
+	__uint(max_entries, 512 * 1024);	/* set by the controller (kern.c) */
 } events SEC(".maps");
 
 /*

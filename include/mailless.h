@@ -84,7 +84,8 @@ enum ml_op {
 	X(MULTI_LINE, multi_line)	/* segments (user engine: reads) with several lines */ \
 	X(PIPELINE_MAX, pipeline_max)	/* most lines in one segment: a maximum */ \
 	X(ACTIVE, active)		/* open sessions now (gauge, controller) */ \
-	X(LOG_DROPPED, log_dropped)	/* session log lines over the rate cap */
+	X(LOG_DROPPED, log_dropped)	/* session log lines over the rate cap */ \
+	X(EVENTS_LOST, events_lost)	/* ring buffer full: recovered by a sweep */
 
 /*
  * Counters. The map `stats` is a PERCPU_ARRAY with one entry whose value is
@@ -113,7 +114,7 @@ struct ml_stats {
 static inline int ml_stat_controller(unsigned int k)
 {
 	return (k >= ML_ST_CLOSE_QUIT && k <= ML_ST_CLOSE_SHUTDOWN) ||
-	       k == ML_ST_ACTIVE || k == ML_ST_LOG_DROPPED;
+	       k == ML_ST_ACTIVE || k == ML_ST_LOG_DROPPED || k == ML_ST_EVENTS_LOST;
 }
 
 /* Set on the first opcode of a segment when the verdict program, not the

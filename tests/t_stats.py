@@ -66,6 +66,7 @@ def expected():
     exp["pipeline_max"] = 6
     exp["active"] = 0
     exp["log_dropped"] = 0
+    exp["events_lost"] = 0
     return exp
 
 

@@ -327,17 +327,41 @@ static int tcp_queued(int fd, uint64_t *queued, uint8_t *state, uint32_t *idle_m
 	return 0;
 }
 
+/*
+ * The event ring's size. The controller maps all of it twice (the kernel maps
+ * the data pages back to back so records never wrap), so it counts twice in
+ * the controller's RSS: 512 KiB costs 1 MiB. It holds about 16,000 close
+ * events at once; what does not fit is recovered by ml_kernel_sweep().
+ * MAILLESS_TEST_RING_KIB shrinks it so the tests can overflow it on purpose.
+ */
+#define RING_BYTES	(512 * 1024)
+
+static __u32 ring_bytes(void)
+{
+	const char *t = getenv("MAILLESS_TEST_RING_KIB");
+	unsigned long kib = t ? strtoul(t, NULL, 10) : 0;
+	__u32 n = 4096;
+
+	if (!kib)
+		return RING_BYTES;
+	while (n < kib * 1024 && n < RING_BYTES)	/* a power of two, >= a page */
+		n <<= 1;
+	return n;
+}
+
 /* ---- engine ops ---------------------------------------------------------------- */
 
 static void start_drain(struct ml_server *srv, struct ml_session *s, uint64_t bytes);
 
-static int k_open(struct ml_server *srv, struct ml_session *s)
+static int k_open(struct ml_server *srv, struct ml_session *s,
+		  const struct sockaddr_storage *peer)
 {
 	struct kpriv *k = srv->eng_priv;
 	int r, one = 1;
 
 	int i, peer_gone = 0;
 
+	(void)peer;	/* the log record carries the 4-tuple */
 	/* s->cookie was read at accept (server.c). The socket is never in the
 	 * epoll set: sock_ops reports the client's FIN or reset (ML_EV_PEER),
 	 * possibly before accept(), as an entry with fd -1. */
@@ -517,6 +541,8 @@ void ml_kernel_sweep(struct ml_server *srv)
 	warn("the event ring buffer overflowed (%llu events so far); recovering them "
 	     "from the session map", (unsigned long long)lost);
 	k->lost_seen = lost;
+	srv->ctr.v[ML_ST_EVENTS_LOST] = lost;
+	srv->ctr_dirty = 1;
 	fd = bpf_map__fd(k->skel->maps.sessions);
 	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
 		key = next;
@@ -782,6 +808,7 @@ int ml_kernel_init(struct ml_server *srv)
 	entries = (__u32)srv->nsess_max + 4096;
 	bpf_map__set_max_entries(skel->maps.socks, entries);
 	bpf_map__set_max_entries(skel->maps.sessions, entries);
+	bpf_map__set_max_entries(skel->maps.events, ring_bytes());
 	if (responder__load(skel)) {
 		e = -errno;
 		explain("loading the BPF programs", errno);
@@ -886,6 +913,7 @@ int ml_maps_init(struct ml_server *srv)
 		bpf_program__set_autoload(prog, false);
 	bpf_map__set_max_entries(skel->maps.socks, 1);
 	bpf_map__set_max_entries(skel->maps.sessions, 1);
+	bpf_map__set_max_entries(skel->maps.events, 4096);	/* unused here */
 	if (responder__load(skel)) {
 		e = -errno;
 		goto fail;

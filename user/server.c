@@ -95,7 +95,8 @@ int ml_send_reply(struct ml_server *srv, struct ml_session *s, unsigned int op)
 
 	if (n == (ssize_t)r->len && srv->eng == &ml_user_engine) {
 		ml_count_reply(srv, op);
-		s->sum.nreplies++;
+		if (s->u)	/* NULL for a 421 busy sent before open */
+			s->u->sum.nreplies++;
 	}
 	return n == (ssize_t)r->len ? 0 : (n < 0 ? -errno : -EAGAIN);
 }
@@ -193,14 +194,17 @@ void ml_session_close(struct ml_server *srv, struct ml_session *s)
 		s->reason = ML_ST_CLOSE_CLIENT;
 	if (srv->eng->close)
 		srv->eng->close(srv, s);
-	free(s->obuf);
+	if (s->u) {
+		free(s->u->obuf);
+		free(s->u);
+		s->u = NULL;
+	}
 	close(s->fd);	/* also leaves the epoll set */
 	/* close() just queued the session's log record: read it now. Inside
 	 * the consumer already (a close driven by an event), the running
 	 * consumer reads it before it returns. */
 	if (srv->nclosed && !srv->in_poll)
 		srv->eng->poll(srv);
-	s->obuf = NULL;
 	s->state = ML_S_FREE;
 	srv->nactive--;
 	ml_count(srv, s->reason, 1);
@@ -306,10 +310,9 @@ static void accept_ready(struct ml_server *srv, int li)
 		s = &srv->sess[fd];
 		memset(s, 0, sizeof(*s));
 		s->fd = fd;
-		s->peer = peer;	/* for the user engine's log line */
 		s->heap_idx = -1;
 		s->state = ML_S_ACTIVE;
-		s->start_ms = s->last_rx_ms = ml_now_ms();
+		s->start_ms = ml_now_ms();
 		srv->nactive++;
 		srv->ctr.v[ML_ST_ACTIVE] = srv->nactive;
 		srv->ctr_dirty = 1;
@@ -326,7 +329,7 @@ static void accept_ready(struct ml_server *srv, int li)
 			close_with(srv, s, ML_OP_BUSY);
 			continue;
 		}
-		if (srv->eng->open(srv, s)) {
+		if (srv->eng->open(srv, s, &peer)) {
 			s->reason = ML_ST_CLOSE_RESET;
 			ml_session_close(srv, s);
 			continue;

@@ -17,19 +17,26 @@ enum ml_sess_state {
 	ML_S_LINGER,		/* user engine: FIN sent, discarding input */
 };
 
+/* One per open connection, indexed by fd. Kept small: the kernel engine
+ * holds 10,000 of these in a few hundred KiB (docs/benchmarks.md). */
 struct ml_session {
 	int fd;
 	enum ml_sess_state state;
 	uint64_t cookie;		/* kernel engine */
 	uint64_t start_ms;
-	uint64_t last_rx_ms;		/* user engine: last byte received */
 	uint64_t deadline_ms;		/* when the timer looks at it next */
 	uint64_t drain_until_ms;	/* give up waiting for the drain then */
 	uint64_t drain_bytes;		/* kernel: close once this much is queued */
 	unsigned int drain_wait_ms;	/* backoff between drain checks */
 	int heap_idx;			/* position in the timer heap, -1 if none */
 	int reason;			/* ML_ST_CLOSE_*: why it ends; 0 = not yet */
-	/* user engine */
+	struct ml_usess *u;		/* user engine only, else NULL */
+};
+
+/* The user engine's own per-session state: it reads and parses the client's
+ * bytes, so it carries what the kernel engine keeps in the sessions map. */
+struct ml_usess {
+	uint64_t last_rx_ms;		/* last byte received */
 	struct ml_parser parser;
 	struct ml_summary sum;
 	struct sockaddr_storage peer;
@@ -44,8 +51,9 @@ struct ml_server;
 /* What differs between the kernel and the user engine. */
 struct ml_engine_ops {
 	const char *name;
-	/* A new session: greet it and arm what the engine needs. */
-	int (*open)(struct ml_server *srv, struct ml_session *s);
+	/* A new session from peer: greet it and arm what the engine needs. */
+	int (*open)(struct ml_server *srv, struct ml_session *s,
+		    const struct sockaddr_storage *peer);
 	/* epoll event on the session's socket. */
 	void (*io)(struct ml_server *srv, struct ml_session *s, uint32_t events);
 	/* Milliseconds since the client last sent a byte. */

@@ -83,6 +83,9 @@ static const struct {
 	[ML_ST_LOG_DROPPED] = { "mailless_log_lines_dropped_total", "",
 		"Session log lines dropped by the per-second budget.", COUNTER,
 		"log lines dropped" },
+	[ML_ST_EVENTS_LOST] = { "mailless_events_lost_total", "",
+		"Kernel engine events the ring buffer could not hold; each was recovered "
+		"from the session map.", COUNTER, "ring events lost" },
 #undef SESS
 #undef CMD
 #undef REP

@@ -20,9 +20,15 @@
 #define OBUF_PAUSE	65536	/* stop reading while this much is unsent */
 #define LINGER_MS	2000	/* after the closing reply: wait for the FIN */
 
-static int u_open(struct ml_server *srv, struct ml_session *s)
+static int u_open(struct ml_server *srv, struct ml_session *s,
+		  const struct sockaddr_storage *peer)
 {
-	ml_parser_init(&s->parser);
+	s->u = calloc(1, sizeof(*s->u));
+	if (!s->u)
+		return -ENOMEM;
+	s->u->peer = *peer;	/* for the log line */
+	s->u->last_rx_ms = s->start_ms;
+	ml_parser_init(&s->u->parser);
 	if (ml_epoll_mod(srv, s->fd, EPOLLIN | EPOLLRDHUP, 1))
 		return -errno;
 	ml_send_reply(srv, s, ML_OP_GREET);
@@ -31,20 +37,20 @@ static int u_open(struct ml_server *srv, struct ml_session *s)
 
 static int obuf_put(struct ml_session *s, const struct ml_reply *r)
 {
-	if (s->olen + r->len > s->ocap) {
-		uint32_t cap = s->ocap ? s->ocap * 2 : 1024;
+	if (s->u->olen + r->len > s->u->ocap) {
+		uint32_t cap = s->u->ocap ? s->u->ocap * 2 : 1024;
 		char *p;
 
-		while (cap < s->olen + r->len)
+		while (cap < s->u->olen + r->len)
 			cap *= 2;
-		p = realloc(s->obuf, cap);
+		p = realloc(s->u->obuf, cap);
 		if (!p)
 			return -ENOMEM;
-		s->obuf = p;
-		s->ocap = cap;
+		s->u->obuf = p;
+		s->u->ocap = cap;
 	}
-	memcpy(s->obuf + s->olen, r->text, r->len);
-	s->olen += r->len;
+	memcpy(s->u->obuf + s->u->olen, r->text, r->len);
+	s->u->olen += r->len;
 	return 0;
 }
 
@@ -57,15 +63,15 @@ static void lost(struct ml_server *srv, struct ml_session *s)
 /* Write what is pending; returns 1 when all of it left. */
 static int flush(struct ml_session *s)
 {
-	while (s->ooff < s->olen) {
-		ssize_t n = send(s->fd, s->obuf + s->ooff, s->olen - s->ooff,
+	while (s->u->ooff < s->u->olen) {
+		ssize_t n = send(s->fd, s->u->obuf + s->u->ooff, s->u->olen - s->u->ooff,
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n < 0)
 			return errno == EAGAIN ? 0 : -1;
-		s->ooff += n;
+		s->u->ooff += n;
 	}
-	s->ooff = s->olen = 0;
+	s->u->ooff = s->u->olen = 0;
 	return 1;
 }
 
@@ -87,14 +93,14 @@ static void after_output(struct ml_server *srv, struct ml_session *s)
 		lost(srv, s);
 		return;
 	}
-	if (done && s->closing) {
+	if (done && s->u->closing) {
 		linger(srv, s);
 		return;
 	}
 	/* Backpressure: a client that sends without reading gets no more of
 	 * our memory; stop reading until its replies have left. */
-	s->rx_paused = s->olen - s->ooff > OBUF_PAUSE;
-	ml_epoll_mod(srv, s->fd, (s->rx_paused || s->closing ? 0 : EPOLLIN | EPOLLRDHUP) |
+	s->u->rx_paused = s->u->olen - s->u->ooff > OBUF_PAUSE;
+	ml_epoll_mod(srv, s->fd, (s->u->rx_paused || s->u->closing ? 0 : EPOLLIN | EPOLLRDHUP) |
 		     (done ? 0 : EPOLLOUT), 0);
 }
 
@@ -111,7 +117,7 @@ static void u_io(struct ml_server *srv, struct ml_session *s, uint32_t events)
 			ml_session_close(srv, s);
 		return;
 	}
-	if ((events & EPOLLIN) && !s->rx_paused && !s->closing) {
+	if ((events & EPOLLIN) && !s->u->rx_paused && !s->u->closing) {
 		uint32_t lines = 0;
 
 		n = recv(s->fd, buf, sizeof(buf), MSG_DONTWAIT);
@@ -124,18 +130,18 @@ static void u_io(struct ml_server *srv, struct ml_session *s, uint32_t events)
 			return;
 		}
 		if (n > 0) {
-			s->last_rx_ms = ml_now_ms();
+			s->u->last_rx_ms = ml_now_ms();
 			ml_count(srv, ML_ST_RX_BYTES, n);
 		}
 		for (i = 0; i < n; i++) {
-			uint32_t verb = ml_feed(&s->parser, (uint8_t)buf[i]), op;
+			uint32_t verb = ml_feed(&s->u->parser, (uint8_t)buf[i]), op;
 
 			if (verb == ML_V_NONE)
 				continue;
 			lines++;
 			ml_count(srv, ml_verb_stat(verb), 1);
 			if (verb != ML_V_FLOOD)
-				ml_summary_add(&s->sum, &s->parser, verb);
+				ml_summary_add(&s->u->sum, &s->u->parser, verb);
 			if (verb == ML_V_TOOLONG)
 				ml_count(srv, ML_ST_LONG_LINES, 1);
 			op = ml_reply_op(srv->render.dialect, verb);
@@ -144,9 +150,9 @@ static void u_io(struct ml_server *srv, struct ml_session *s, uint32_t events)
 				return;
 			}
 			ml_count_reply(srv, op);
-			s->sum.nreplies++;
+			s->u->sum.nreplies++;
 			if (ml_op_closes(op)) {
-				s->closing = 1;
+				s->u->closing = 1;
 				s->reason = op == ML_OP_QUIT ? ML_ST_CLOSE_QUIT : ML_ST_CLOSE_FLOOD;
 				break;
 			}
@@ -166,7 +172,7 @@ static void u_io(struct ml_server *srv, struct ml_session *s, uint32_t events)
 static uint64_t u_idle_ms(struct ml_server *srv, struct ml_session *s)
 {
 	(void)srv;
-	return ml_now_ms() - s->last_rx_ms;
+	return ml_now_ms() - s->u->last_rx_ms;
 }
 
 static void u_drain(struct ml_server *srv, struct ml_session *s)
@@ -174,19 +180,27 @@ static void u_drain(struct ml_server *srv, struct ml_session *s)
 	ml_session_close(srv, s);
 }
 
-/* The session line, while the socket still has its addresses. */
+/* The session line, while the socket still has its addresses. A session
+ * refused as busy was never opened: it has no state, only its addresses. */
 static void u_close(struct ml_server *srv, struct ml_session *s)
 {
-	struct sockaddr_storage l = {};
-	socklen_t ll = sizeof(l);
+	struct sockaddr_storage l = {}, r = {};
+	socklen_t ll = sizeof(l), rl = sizeof(r);
 	char client[64] = "-", local[64] = "-";
+	static const struct ml_summary none;
 
 	if (!ml_sesslog_allow(srv))
 		return;
-	ml_sesslog_sockaddr(client, sizeof(client), &s->peer);
+	if (s->u)
+		r = s->u->peer;
+	else if (getpeername(s->fd, (struct sockaddr *)&r, &rl))
+		r.ss_family = AF_UNSPEC;
+	if (r.ss_family != AF_UNSPEC)
+		ml_sesslog_sockaddr(client, sizeof(client), &r);
 	if (!getsockname(s->fd, (struct sockaddr *)&l, &ll))
 		ml_sesslog_sockaddr(local, sizeof(local), &l);
-	ml_sesslog_print(srv, client, local, &s->sum, s->reason, ml_now_ms() - s->start_ms);
+	ml_sesslog_print(srv, client, local, s->u ? &s->u->sum : &none, s->reason,
+			 ml_now_ms() - s->start_ms);
 }
 
 const struct ml_engine_ops ml_user_engine = {
