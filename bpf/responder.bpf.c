@@ -228,8 +228,10 @@ static __always_inline void log_session(const struct ml_flow *f)
 		return;
 	s->logged = 1;
 	le = bpf_ringbuf_reserve(&events, sizeof(*le), 0);
-	if (!le)
+	if (!le) {	/* a lost log line; counted, and nothing to recover */
+		__sync_fetch_and_add(&events_lost, 1);
 		return;
+	}
 	le->ev.cookie = s->cookie;
 	le->ev.type = ML_EV_LOG;
 	le->ev.out_bytes = s->out_bytes;
