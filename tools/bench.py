@@ -376,20 +376,20 @@ def bpf_map_bytes(pin_dir):
     return total
 
 
-def perf_profile(procs):
-    """perf record -a -g during kernel engine dialog c=256; top symbols and comms."""
+def perf_profile(procs, shape, server="kernel"):
+    """perf record -a -g while loadgen runs SHAPE at c=256 against SERVER; top symbols and comms."""
     if not have("perf"):
         return None
-    data = os.path.join(OUT, "perf.data")
-    lg = subprocess.Popen([LOADGEN, "-q", "-s", "dialog", "-c", "256", "-T", str(lg_threads(256)),
+    data = os.path.join(OUT, f"perf-{server}.data")
+    lg = subprocess.Popen([LOADGEN, "-q", "-s", shape, "-c", "256", "-T", str(lg_threads(256)),
                            "-d", "4", "-w", "0.5",
-                           f"127.0.0.1:{PORT['kernel']}"], stdout=subprocess.PIPE,
+                           f"127.0.0.1:{PORT[server]}"], stdout=subprocess.PIPE,
                           stderr=subprocess.DEVNULL)
     time.sleep(0.7)
     subprocess.run(["perf", "record", "-a", "-g", "-o", data, "--", "sleep", "3"],
                    capture_output=True)
     lg.communicate()
-    rep = {"bpf": perf_bpf_lines(data)}
+    rep = {"bpf": perf_bpf_lines(data), "shape": shape, "server": server}
     for key, sort, children, top in (("comms", "comm", "--no-children", 10),
                                      ("symbols", "symbol", "--no-children", 15),
                                      ("inclusive", "symbol", "--children", 30)):
@@ -784,16 +784,25 @@ def report(facts, servers, cells, idle, big, tg, prof, started, elapsed, png_nam
         a(f"| {t['target']} | {'yes' if t['met'] else '**no**'} | {t['detail']} |")
     a("")
     if prof:
-        a("## Where the kernel engine's time goes (dialog, c=256)")
+        shape = prof.get("shape", "dialog")
+        a(f"## Where the kernel engine's time goes ({shape}, c=256)")
         a("")
         a("Some target is missed, so: `perf record -a -g -- sleep 3` (cpu-clock; no hardware "
-          "counters in this VM) during `loadgen -s dialog -c 256` against the kernel engine, "
-          "whole machine, loadgen included. `perf report --no-children --sort comm`:")
+          f"counters in this VM) during `loadgen -s {shape} -c 256 -T {lg_threads(256)}` against "
+          "the kernel engine, whole machine, loadgen included. `perf report --no-children "
+          "--sort comm`:")
         a("")
         a("```")
         L.extend(prof["comms"])
         a("```")
         a("")
+        if prof.get("user"):
+            a("The same against the user engine, for comparison:")
+            a("")
+            a("```")
+            L.extend(prof["user"]["comms"])
+            a("```")
+            a("")
         a("`--no-children --sort symbol`, top entries (self time). On this VM cpu-clock "
           "samples taken while interrupts are off land on the paravirt `pvm_irq_enable` / "
           "`pvm_safe_halt_hc` that re-enables them (softirq and idle), so the inclusive view "
@@ -856,7 +865,7 @@ def report_only():
     SHAPES = list(dict.fromkeys(k.split("/")[0] for k in s["cells"]))
     CONCS = sorted({int(k.split("/")[1]) for k in s["cells"]})
     prof = s.get("perf")
-    data = os.path.join(OUT, "perf.data")
+    data = os.path.join(OUT, "perf-kernel.data")
     if prof is not None and os.path.exists(data) and have("perf"):
         prof["bpf"] = perf_bpf_lines(data)
     write_outputs(s["facts"], s["servers"], s["cells"], s["idle"], s["idle_big"], s["targets"],
@@ -924,8 +933,13 @@ def main():
         # Profile now, while the throughput servers are warm, if a rate/CPU target is missed.
         tg_pre = targets(servers_proc_cells, {}, {}, servers)
         if any(not t["met"] for t in tg_pre):
-            log("a target is missed: perf profile of the kernel engine at dialog c=256")
-            prof = perf_profile(procs)
+            # The shape of the first missed kernel-vs-user target, else dialog.
+            shape = next((t["target"].split(", ")[1].split()[0] for t in tg_pre
+                          if not t["met"] and " user, " in t["target"]), "dialog")
+            log(f"a target is missed: perf profiles of both engines at {shape} c=256")
+            prof = perf_profile(procs, shape)
+            if prof:
+                prof["user"] = perf_profile(procs, shape, "user")
         stop_all()
 
         # Idle phase: fresh servers, one at a time, so VmHWM and Slab are theirs alone.
