@@ -163,6 +163,9 @@ static __always_inline void stat_add(__u32 key, __u64 n)
 	__u32 zero = 0;
 	__u64 *v = bpf_map_lookup_elem(&stats, &zero);
 
+	/* Bound the very register that indexes: from line_done() the key is
+	 * not a constant, and 6.1 loses a bound checked on a copy. */
+	asm volatile("" : "+r"(key));
 	if (v && key < ML_ST__MAX)
 		__sync_fetch_and_add(&v[key], n);
 }
@@ -317,7 +320,7 @@ int ml_sockops(struct bpf_sock_ops *skops)
 /* ---- sk_skb verdict: framing and classification ------------------------- */
 
 #define CHUNK 64
-/* Reply octets one segment may produce (see scan_byte). */
+/* Reply octets one segment may produce (see line_done). */
 #define SEG_TEXT_MAX (60 * 1024)
 
 /*
@@ -326,72 +329,118 @@ int ml_sockops(struct bpf_sock_ops *skops)
  * converges at once. Parser state on the stack made the 6.18 verifier walk
  * every byte value it could see ("sequence of 8193 jumps is too complex").
  */
-struct scan {
-	struct __sk_buff *skb;
-	struct ml_sock *s;
-	__u32 len;		/* skb length */
+/* What the scan has emitted so far. Scalars only: line_done() is a global
+ * function, and the verifier lets one take a pointer only to such a struct. */
+struct scan_out {
 	__u32 nops;		/* opcodes written at the front */
 	__u32 text;		/* octets those opcodes and their text take */
 	__u32 slot;		/* config slot the lengths come from */
 	__u32 dialect;
 	__u32 closing;
-	__u8 first_op;
-	__u8 buf[CHUNK];	/* the client's bytes, CHUNK at a time */
+	__u32 first_op;
 };
 
-static long scan_byte(__u64 index, void *data)
+struct scan {
+	struct __sk_buff *skb;
+	struct ml_sock *s;
+	__u32 len;		/* skb length */
+	__u32 pos;		/* next octet to scan */
+	struct scan_out out;
+	__u8 buf[CHUNK];	/* the client's bytes, up to CHUNK at a time */
+};
+
+/*
+ * A completed line: count it, note it in the summary, and write its reply
+ * opcode. Returns 1 to stop the scan (a closing reply, or a failed store).
+ * Global, so the verifier checks it once: inlined, it was verified again for
+ * every octet position of scan_step's loop that can end a line, past the
+ * 1M-instruction limit. Pointer arguments of a global function may be NULL.
+ */
+__noinline long line_done(struct __sk_buff *skb, struct scan_out *o, struct ml_sock *s,
+			  __u32 verb)
 {
-	struct scan *sc = data;
 	const struct ml_config *cfg;
-	__u32 i = index, n, verb;
+	__u32 slot;
 	__u8 op;
 
-	if ((i & (CHUNK - 1)) == 0) {
-		n = sc->len - i;
-		if (n > CHUNK)
-			n = CHUNK;
-		/* 6.1 cannot prove n >= 1 from a branch (DESIGN.md). */
-		asm volatile("" : "+r"(n));
-		n = ((n - 1) & (CHUNK - 1)) + 1;
-		if (bpf_skb_load_bytes(sc->skb, i, sc->buf, n))
-			return 1;
-	}
-	verb = ml_feed(&sc->s->parser, sc->buf[i & (CHUNK - 1)]);
-	if (verb == ML_V_NONE)
-		return 0;
+	if (!o || !s)
+		return 1;
+	slot = o->slot;	/* 6.1 takes a map key only from the stack or a map */
 	if (ml_verb_stat(verb) >= 0)
 		stat_add(ml_verb_stat(verb), 1);
 	if (verb != ML_V_FLOOD)
-		ml_summary_add(&sc->s->sum, &sc->s->parser, verb);
+		ml_summary_add(&s->sum, &s->parser, verb);
 	if (verb == ML_V_TOOLONG)
 		stat_add(ML_ST_LONG_LINES, 1);
 
-	op = ml_reply_op(sc->dialect, verb);
+	op = ml_reply_op(o->dialect, verb);
 	/* sk_msg expands one segment's replies in one pass, and packet
 	 * offsets stop at 64 KiB: past SEG_TEXT_MAX the session ends with a
 	 * 421 instead of losing replies (README "Requirements and limits"). */
-	cfg = bpf_map_lookup_elem(&config, &sc->slot);
+	cfg = bpf_map_lookup_elem(&config, &slot);
 	if (cfg) {
 		/* +1: the opcode octets share the pass's 64 KiB window. */
 		__u32 need = reply_len(cfg, op) + 1 + reply_len(cfg, ML_OP_GREET) +
 			     reply_len(cfg, ML_OP_PIPELINE) + 1;
 
-		if (sc->text + need > SEG_TEXT_MAX)
+		if (o->text + need > SEG_TEXT_MAX)
 			op = ML_OP_PIPELINE;
-		sc->text += reply_len(cfg, op) + 1;
+		o->text += reply_len(cfg, op) + 1;
 	}
 	/* Opcode k goes to offset k, never past the line end that produced
 	 * it: bytes not yet read are never overwritten. */
-	if (bpf_skb_store_bytes(sc->skb, sc->nops, &op, 1, 0))
+	if (bpf_skb_store_bytes(skb, o->nops, &op, 1, 0))
 		return 1;
-	if (sc->nops == 0)
-		sc->first_op = op;
-	sc->nops++;
+	if (o->nops == 0)
+		o->first_op = op;
+	o->nops++;
 	if (ml_op_closes(op)) {
-		sc->closing = 1;
+		o->closing = 1;
 		return 1;
 	}
 	return 0;
+}
+
+/*
+ * One step of the scan: load up to CHUNK octets from sc->pos and feed them
+ * to the parser until one completes a line, then handle that line. A step
+ * per line rather than per octet: the bpf_loop call per octet cost more
+ * than the parser itself. Every step consumes at least one octet, so len
+ * steps always suffice.
+ */
+static long scan_step(__u64 index, void *data)
+{
+	struct scan *sc = data;
+	__u32 pos = sc->pos, n, j, verb = ML_V_NONE;
+
+	if (pos >= sc->len)
+		return 1;
+	n = sc->len - pos;
+	if (n > CHUNK)
+		n = CHUNK;
+	/* 6.1 cannot prove n >= 1 from a branch (DESIGN.md). */
+	asm volatile("" : "+r"(n));
+	n = ((n - 1) & (CHUNK - 1)) + 1;
+	if (bpf_skb_load_bytes(sc->skb, pos, sc->buf, n))
+		return 1;
+	for (j = 0; j < CHUNK; j++) {
+		__u32 k = j;
+
+		if (j >= n)
+			break;
+		/* An index, not a pointer clang walks along: 6.1 cannot bound
+		 * the walk (it read past the buffer at the 65th step). */
+		asm volatile("" : "+r"(k));
+		verb = ml_feed(&sc->s->parser, sc->buf[k & (CHUNK - 1)]);
+		if (verb != ML_V_NONE) {
+			j++;
+			break;
+		}
+	}
+	sc->pos = pos + j;
+	if (verb == ML_V_NONE)
+		return 0;
+	return line_done(sc->skb, &sc->out, sc->s, verb) ? 1 : 0;
 }
 
 static const __u8 zeroes[CHUNK];
@@ -443,34 +492,34 @@ int ml_verdict(struct __sk_buff *skb)
 	sc.skb = skb;
 	sc.s = s;
 	sc.len = len;
-	sc.dialect = cfg->dialect;
-	sc.slot = active_slot();
-	bpf_loop(len, scan_byte, &sc, 0);
+	sc.out.dialect = cfg->dialect;
+	sc.out.slot = active_slot();
+	bpf_loop(len, scan_step, &sc, 0);
 
-	if (sc.closing)
+	if (sc.out.closing)
 		s->closing = 1;
-	if (sc.nops == 0)
+	if (sc.out.nops == 0)
 		return SK_DROP;	/* no complete line yet: nothing to answer */
-	if (sc.nops > 1)
+	if (sc.out.nops > 1)
 		stat_add(ML_ST_MULTI_LINE, 1);
-	stat_max(ML_ST_PIPELINE_MAX, sc.nops);
+	stat_max(ML_ST_PIPELINE_MAX, sc.out.nops);
 
 	/* A client that talked before the controller greeted it gets the
 	 * greeting from here, in front of its first reply. */
 	if (!s->greeted && __sync_val_compare_and_swap(&s->greeted, 0, 1) == 0) {
-		__u8 op = sc.first_op | ML_OP_GREET_FLAG;
+		__u8 op = sc.out.first_op | ML_OP_GREET_FLAG;
 
 		bpf_skb_store_bytes(skb, 0, &op, 1, 0);
 	}
-	__sync_fetch_and_add(&s->ops_out, sc.nops);
+	__sync_fetch_and_add(&s->ops_out, sc.out.nops);
 
 	/* The skb keeps its length; zeroed padding is skipped by sk_msg
 	 * wherever the stack splits the message. */
 	pd.skb = skb;
-	pd.from = sc.nops;
+	pd.from = sc.out.nops;
 	pd.len = len;
-	if (sc.nops < len)
-		bpf_loop((len - sc.nops + CHUNK - 1) / CHUNK, zero_pad, &pd, 0);
+	if (sc.out.nops < len)
+		bpf_loop((len - sc.out.nops + CHUNK - 1) / CHUNK, zero_pad, &pd, 0);
 
 	return bpf_sk_redirect_hash(skb, &socks, &f, 0);
 }
