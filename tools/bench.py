@@ -128,11 +128,43 @@ def wait_port(port, secs=10.0):
     return False
 
 
-def start(name, argv, env=None, cwd=None, port=None):
-    """Start a server as a plain child so its PID is the server's."""
+def own_cgroup_dir():
+    """A cgroup v2 directory for the kernel engine alone, as systemd gives a
+    service one: its sock_ops program is attached to its own cgroup, and in the
+    bench's cgroup it would run for every socket of every server and of
+    loadgen. None when cgroup v2 is not mounted or not writable."""
+    mnt = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            if post.split()[:1] == ["cgroup2"]:
+                mnt = pre.split()[4]
+                break
+    if not mnt:
+        return None
+    with open("/proc/self/cgroup") as f:
+        rel = next((l.strip()[3:] for l in f if l.startswith("0::")), "/")
+    d = os.path.join(mnt + rel.rstrip("/"), f"mailless-bench-{os.getpid()}")
+    try:
+        os.makedirs(d, exist_ok=True)
+        return d
+    except OSError:
+        return None
+
+
+CGROUP = None  # set in main()
+
+
+def start(name, argv, env=None, cwd=None, port=None, cgroup=None):
+    """Start a server as a plain child so its PID is the server's; in cgroup
+    (a cgroup v2 directory) from before its exec when given."""
     err = open(os.path.join(OUT, f"{name}.stderr"), "ab")
+
+    def enter():
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                         env=env, cwd=cwd)
+                         env=env, cwd=cwd, preexec_fn=enter if cgroup else None)
     children.append((name, p))
     if port and not wait_port(port):
         stop(name, p)
@@ -231,7 +263,8 @@ def start_servers(names, tag):
     procs = {}
     for n in names:
         if n in ("kernel", "user"):
-            procs[n] = start(n, mailless_argv(n, tag), port=PORT[n])
+            procs[n] = start(n, mailless_argv(n, tag), port=PORT[n],
+                             cgroup=CGROUP if n == "kernel" else None)
         elif n == "floor":
             procs[n] = start(n, [FLOOR, f"127.0.0.1:{PORT[n]}"], port=PORT[n])
         elif n == "postscreen":
@@ -400,6 +433,61 @@ def perf_profile(procs, shape, server="kernel"):
                  if l.strip() and not l.startswith("#")]
         rep[key] = lines[:top]
     return rep
+
+
+BPF_PROGS = ("ml_sockops", "ml_verdict", "ml_msg")
+
+
+def prog_stats(pin):
+    """run_cnt and run_time_ns of the kernel engine's pinned programs."""
+    out = {}
+    for name in BPF_PROGS:
+        r = subprocess.run(["bpftool", "-j", "prog", "show", "pinned", f"{pin}/{name}"],
+                           capture_output=True, text=True)
+        try:
+            j = json.loads(r.stdout)
+            out[name] = (j.get("run_cnt", 0), j.get("run_time_ns", 0))
+        except ValueError:
+            return None
+    return out
+
+
+def bpf_costs(pin):
+    """Per shape at c=256: each program's runs per session and ns per run, from
+    kernel.bpf_stats_enabled (switched on only for this phase: it adds two clock
+    reads to every program run, so the throughput cells run without it)."""
+    path = "/proc/sys/kernel/bpf_stats_enabled"
+    if not have("bpftool") or not os.path.exists(path):
+        return None
+    with open(path) as f:
+        old = f.read().strip()
+    res = {}
+    try:
+        with open(path, "w") as f:
+            f.write("1")
+        for shape in SHAPES:
+            s0 = prog_stats(pin)
+            r = subprocess.run([LOADGEN, "-j", "-s", shape, "-c", "256", "-T", str(lg_threads(256)),
+                                "-n", "10000", "-t", "10", f"127.0.0.1:{PORT['kernel']}"],
+                               capture_output=True, text=True)
+            s1 = prog_stats(pin)
+            try:
+                n = json.loads(r.stdout).get("sessions", 0)
+            except ValueError:
+                n = 0
+            if not (s0 and s1 and n):
+                continue
+            row = {"sessions": n}
+            for name in BPF_PROGS:
+                runs = s1[name][0] - s0[name][0]
+                ns = s1[name][1] - s0[name][1]
+                row[name] = {"runs_per_session": runs / n, "ns_per_run": ns / runs if runs else 0}
+            row["us_per_session"] = sum((s1[p][1] - s0[p][1]) for p in BPF_PROGS) / n / 1000
+            res[shape] = row
+    finally:
+        with open(path, "w") as f:
+            f.write(old)
+    return res
 
 
 def perf_bpf_lines(data):
@@ -604,7 +692,8 @@ SERVER_DOC = {
 }
 
 
-def report(facts, servers, cells, idle, big, tg, prof, started, elapsed, png_name, cmdline):
+def report(facts, servers, cells, idle, big, tg, prof, started, elapsed, png_name, cmdline,
+           costs=None):
     L = []
     a = L.append
     a("# Benchmarks")
@@ -630,7 +719,8 @@ def report(facts, servers, cells, idle, big, tg, prof, started, elapsed, png_nam
     a("")
     a("## Machine")
     a("")
-    for k in ("cpu", "cpus", "mem_gib", "kernel", "mailless", "postfix", "nofile_hard", "port_range", "loadavg_start"):
+    for k in ("cpu", "cpus", "mem_gib", "kernel", "mailless", "postfix", "nofile_hard", "port_range", "loadavg_start",
+              "kernel_cgroup"):
         if k in facts:
             v = facts[k]
             a(f"- {k}: {' '.join(v) if isinstance(v, list) else v}")
@@ -664,6 +754,10 @@ def report(facts, servers, cells, idle, big, tg, prof, started, elapsed, png_nam
       "would still leave the kernel engine's work where the kernel puts it (softirq on the "
       "sender's CPU for loopback, kernel workers for redirected replies), so it would favour "
       "nobody fairly; both programs share both CPUs, as in tools/README.md.")
+    a("- The kernel engine runs in a cgroup v2 of its own (kernel_cgroup above), as under "
+      "systemd, where every service has one: it attaches its sock_ops program to its own "
+      "cgroup, and in the bench's cgroup that program would also run for every connection "
+      "of every other server and of loadgen.")
     a("- CPU per 10k sessions: whole-machine busy time from /proc/stat (user, nice, system, "
       "irq, softirq) over the loadgen run, minus loadgen's own utime+stime (wait4 rusage), "
       "divided by all sessions of the run (warm-up ones included). Caveat, measured on this "
@@ -826,6 +920,24 @@ def report(facts, servers, cells, idle, big, tg, prof, started, elapsed, png_nam
             L.extend(prof["bpf"])
             a("```")
             a("")
+    if costs:
+        a("## The kernel engine's BPF programs, per session")
+        a("")
+        a("After the throughput cells, with `kernel.bpf_stats_enabled=1` (the kernel then times "
+          "every program run; it is off for every other measurement here): "
+          "`loadgen -c 256 -n 10000` per shape against the kernel engine, and the change in each "
+          "pinned program's `run_cnt` and `run_time_ns` (`bpftool prog show`). `ml_sockops` runs "
+          "for every socket of the cgroup, loadgen's included, and for every callback op; only "
+          "admission and state changes do work.")
+        a("")
+        a("| shape | " + " | ".join(f"{p} runs/session, ns/run" for p in BPF_PROGS) +
+          " | BPF µs per session |")
+        a("|---|" + "---|" * (len(BPF_PROGS) + 1))
+        for shape, row in costs.items():
+            a(f"| {shape} | " + " | ".join(
+                f"{row[p]['runs_per_session']:.1f}, {row[p]['ns_per_run']:,.0f}" for p in BPF_PROGS) +
+              f" | {row['us_per_session']:.1f} |")
+        a("")
     a("Raw data: .output/bench/runs.jsonl (one loadgen run a line), summary.json, rate.dat.")
     a("")
     return "\n".join(L)
@@ -833,11 +945,12 @@ def report(facts, servers, cells, idle, big, tg, prof, started, elapsed, png_nam
 
 # ---- main ------------------------------------------------------------------
 
-def write_outputs(facts, servers, cells, idle, big, tg, prof, started, elapsed, cmdline, quick):
+def write_outputs(facts, servers, cells, idle, big, tg, prof, started, elapsed, cmdline, quick,
+                  costs=None):
     png_out = os.path.join(OUT, "bench-rate.png")
     plot(cells, servers, png_out)
     md = report(facts, servers, cells, idle, big, tg, prof, started, elapsed,
-                "bench-rate.png", cmdline)
+                "bench-rate.png", cmdline, costs)
     with open(os.path.join(OUT, "report.md"), "w") as f:
         f.write(md)
     if not quick:
@@ -870,7 +983,8 @@ def report_only():
         prof["bpf"] = perf_bpf_lines(data)
     write_outputs(s["facts"], s["servers"], s["cells"], s["idle"], s["idle_big"], s["targets"],
                   prof, s.get("started") or os.path.getmtime(os.path.join(OUT, "summary.json")) - s["elapsed_s"], s["elapsed_s"],
-                  ("BENCH_QUICK=1 " if QUICK else "") + "python3 tools/bench.py", QUICK)
+                  ("BENCH_QUICK=1 " if QUICK else "") + "python3 tools/bench.py", QUICK,
+                  s.get("bpf_costs"))
     return 0
 
 
@@ -901,6 +1015,9 @@ def main():
     cmdline = ("BENCH_QUICK=1 " if QUICK else "") + "python3 tools/bench.py"
     runs = []
     runsf = open(os.path.join(OUT, "runs.jsonl"), "w")
+    global CGROUP
+    CGROUP = own_cgroup_dir()
+    facts["kernel_cgroup"] = CGROUP or "the bench's own (no writable cgroup v2)"
     try:
         procs = start_servers(servers, "t")
         log(f"servers up: " + ", ".join(f"{s}:{PORT[s]}" for s in servers))
@@ -929,7 +1046,7 @@ def main():
                     log(f"[{ncell}/{total}] round {rnd + 1} {shape} c={conc}: " + " ".join(line))
         servers_proc_cells = summarize(runs, servers)
 
-        prof = None
+        prof = costs = None
         # Profile now, while the throughput servers are warm, if a rate/CPU target is missed.
         tg_pre = targets(servers_proc_cells, {}, {}, servers)
         if any(not t["met"] for t in tg_pre):
@@ -940,6 +1057,8 @@ def main():
             prof = perf_profile(procs, shape)
             if prof:
                 prof["user"] = perf_profile(procs, shape, "user")
+        log("BPF program costs (kernel.bpf_stats_enabled), c=256")
+        costs = bpf_costs(f"/sys/fs/bpf/mlb-{os.getpid()}-kernel-t")
         stop_all()
 
         # Idle phase: fresh servers, one at a time, so VmHWM and Slab are theirs alone.
@@ -966,16 +1085,23 @@ def main():
     finally:
         stop_all()
         runsf.close()
+        if CGROUP:
+            try:
+                os.rmdir(CGROUP)  # empty once the kernel engine exited
+            except OSError as e:
+                log(f"cannot remove {CGROUP}: {e}")
 
     cells = servers_proc_cells
     tg = targets(cells, idle, big, servers)
     elapsed = time.time() - started
     summary = {"facts": facts, "servers": servers, "quick": QUICK, "rounds": ROUNDS,
                "dur": DUR, "warm": WARM, "cells": cells, "idle": idle, "idle_big": big,
-               "targets": tg, "perf": prof, "elapsed_s": elapsed, "started": started}
+               "targets": tg, "perf": prof, "bpf_costs": costs, "elapsed_s": elapsed,
+               "started": started}
     with open(os.path.join(OUT, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1, default=str)
-    write_outputs(facts, servers, cells, idle, big, tg, prof, started, elapsed, cmdline, QUICK)
+    write_outputs(facts, servers, cells, idle, big, tg, prof, started, elapsed, cmdline, QUICK,
+                  costs)
     log(f"done in {elapsed / 60:.1f} min; report: {os.path.join(OUT, 'report.md')}")
     for t in tg:
         log(f"target {'MET ' if t['met'] else 'MISS'} {t['target']}: {t['detail']}")
