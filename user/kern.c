@@ -353,15 +353,13 @@ static __u32 ring_bytes(void)
 
 static void start_drain(struct ml_server *srv, struct ml_session *s, uint64_t bytes);
 
-static int k_open(struct ml_server *srv, struct ml_session *s,
-		  const struct sockaddr_storage *peer)
+static int k_open(struct ml_server *srv, struct ml_session *s)
 {
 	struct kpriv *k = srv->eng_priv;
 	int r, one = 1;
 
 	int i, peer_gone = 0;
 
-	(void)peer;	/* the log record carries the 4-tuple */
 	/* s->cookie was read at accept (server.c). The socket is never in the
 	 * epoll set: sock_ops reports the client's FIN or reset (ML_EV_PEER),
 	 * possibly before accept(), as an entry with fd -1. */

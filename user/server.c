@@ -95,8 +95,7 @@ int ml_send_reply(struct ml_server *srv, struct ml_session *s, unsigned int op)
 
 	if (n == (ssize_t)r->len && srv->eng == &ml_user_engine) {
 		ml_count_reply(srv, op);
-		if (s->u)	/* NULL for a 421 busy sent before open */
-			s->u->sum.nreplies++;
+		s->u->sum.nreplies++;	/* set at accept for this engine */
 	}
 	return n == (ssize_t)r->len ? 0 : (n < 0 ? -errno : -EAGAIN);
 }
@@ -318,6 +317,11 @@ static void accept_ready(struct ml_server *srv, int li)
 		srv->ctr_dirty = 1;
 		if (srv->eng == &ml_user_engine) {	/* sock_ops counts the kernel's */
 			ml_count(srv, ML_ST_ADMITTED, 1);
+			if (ml_usess_new(s, &peer)) {
+				s->reason = ML_ST_CLOSE_RESET;
+				ml_session_close(srv, s);
+				continue;
+			}
 		} else {
 			socklen_t len = sizeof(s->cookie);
 
@@ -329,7 +333,7 @@ static void accept_ready(struct ml_server *srv, int li)
 			close_with(srv, s, ML_OP_BUSY);
 			continue;
 		}
-		if (srv->eng->open(srv, s, &peer)) {
+		if (srv->eng->open(srv, s)) {
 			s->reason = ML_ST_CLOSE_RESET;
 			ml_session_close(srv, s);
 			continue;

@@ -51,9 +51,8 @@ struct ml_server;
 /* What differs between the kernel and the user engine. */
 struct ml_engine_ops {
 	const char *name;
-	/* A new session from peer: greet it and arm what the engine needs. */
-	int (*open)(struct ml_server *srv, struct ml_session *s,
-		    const struct sockaddr_storage *peer);
+	/* A new session: greet it and arm what the engine needs. */
+	int (*open)(struct ml_server *srv, struct ml_session *s);
 	/* epoll event on the session's socket. */
 	void (*io)(struct ml_server *srv, struct ml_session *s, uint32_t events);
 	/* Milliseconds since the client last sent a byte. */
@@ -126,6 +125,8 @@ int ml_pinned_fd(const char *dir, const char *name);
 
 extern const struct ml_engine_ops ml_kernel_engine;
 extern const struct ml_engine_ops ml_user_engine;
+/* The user engine's state for a session just accepted from peer. */
+int ml_usess_new(struct ml_session *s, const struct sockaddr_storage *peer);
 /* Load the kernel engine; returns a negative errno and says why on failure. */
 int ml_kernel_init(struct ml_server *srv);
 int ml_kernel_status(const char *pin_dir, int json);

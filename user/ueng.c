@@ -20,8 +20,9 @@
 #define OBUF_PAUSE	65536	/* stop reading while this much is unsent */
 #define LINGER_MS	2000	/* after the closing reply: wait for the FIN */
 
-static int u_open(struct ml_server *srv, struct ml_session *s,
-		  const struct sockaddr_storage *peer)
+/* At accept, before anything is sent: a session refused as busy has its
+ * 421 counted and its log line too. */
+int ml_usess_new(struct ml_session *s, const struct sockaddr_storage *peer)
 {
 	s->u = calloc(1, sizeof(*s->u));
 	if (!s->u)
@@ -29,6 +30,11 @@ static int u_open(struct ml_server *srv, struct ml_session *s,
 	s->u->peer = *peer;	/* for the log line */
 	s->u->last_rx_ms = s->start_ms;
 	ml_parser_init(&s->u->parser);
+	return 0;
+}
+
+static int u_open(struct ml_server *srv, struct ml_session *s)
+{
 	if (ml_epoll_mod(srv, s->fd, EPOLLIN | EPOLLRDHUP, 1))
 		return -errno;
 	ml_send_reply(srv, s, ML_OP_GREET);
@@ -185,27 +191,19 @@ static void u_drain(struct ml_server *srv, struct ml_session *s)
 	ml_session_close(srv, s);
 }
 
-/* The session line, while the socket still has its addresses. A session
- * refused as busy was never opened: it has no state, only its addresses. */
+/* The session line, while the socket still has its addresses. */
 static void u_close(struct ml_server *srv, struct ml_session *s)
 {
-	struct sockaddr_storage l = {}, r = {};
-	socklen_t ll = sizeof(l), rl = sizeof(r);
+	struct sockaddr_storage l = {};
+	socklen_t ll = sizeof(l);
 	char client[64] = "-", local[64] = "-";
-	static const struct ml_summary none;
 
-	if (!ml_sesslog_allow(srv))
+	if (!s->u || !ml_sesslog_allow(srv))	/* no state: its allocation failed */
 		return;
-	if (s->u)
-		r = s->u->peer;
-	else if (getpeername(s->fd, (struct sockaddr *)&r, &rl))
-		r.ss_family = AF_UNSPEC;
-	if (r.ss_family != AF_UNSPEC)
-		ml_sesslog_sockaddr(client, sizeof(client), &r);
+	ml_sesslog_sockaddr(client, sizeof(client), &s->u->peer);
 	if (!getsockname(s->fd, (struct sockaddr *)&l, &ll))
 		ml_sesslog_sockaddr(local, sizeof(local), &l);
-	ml_sesslog_print(srv, client, local, s->u ? &s->u->sum : &none, s->reason,
-			 ml_now_ms() - s->start_ms);
+	ml_sesslog_print(srv, client, local, &s->u->sum, s->reason, ml_now_ms() - s->start_ms);
 }
 
 const struct ml_engine_ops ml_user_engine = {
