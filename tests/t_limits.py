@@ -239,7 +239,7 @@ def max_session_time(pair, R):
 
 # ---------------------------------------------------------------- --max-sessions
 
-def busy(pair, R, limit=5):
+def busy(pair, R, srv, limit=5):
     held = []
     try:
         for i in range(limit):
@@ -300,6 +300,17 @@ def busy(pair, R, limit=5):
             s.expect_eof()
         finally:
             s.close()
+        # Each refused session is logged with the one reply it got, the 421
+        # (the user engine once lost it: its state was made after the 421).
+        deadline = time.monotonic() + 5
+        while True:
+            lines = [l for l in srv.log if " session client=" in l and l.endswith(" end=busy")]
+            if len(lines) >= 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert len(lines) >= 3, "busy session log lines: %d, want >= 3" % len(lines)
+        for l in lines:
+            assert " commands=0 replies=1 end=busy" in l, "busy session line: %s" % l
     finally:
         for s in held:
             s.close()
@@ -356,7 +367,7 @@ def main():
                                   max_session_time, (pm, Replies(hm))))
                 if "busy" in servers:
                     cases.append(("%s: --max-sessions 5: busy 421, then served again" % name,
-                                  busy, (pn, Replies(hn))))
+                                  busy, (pn, Replies(hn), servers["busy"])))
                 t.run_parallel(cases)
                 for key, s in servers.items():
                     def stops(s=s):
