@@ -323,12 +323,6 @@ int ml_sockops(struct bpf_sock_ops *skops)
 /* Reply octets one segment may produce (see line_done). */
 #define SEG_TEXT_MAX (60 * 1024)
 
-/*
- * The loop state. The parser lives in the session's map value, reached
- * through s: the verifier does not track map memory, so the bpf_loop callback
- * converges at once. Parser state on the stack made the 6.18 verifier walk
- * every byte value it could see ("sequence of 8193 jumps is too complex").
- */
 /* What the scan has emitted so far. Scalars only: line_done() is a global
  * function, and the verifier lets one take a pointer only to such a struct. */
 struct scan_out {
@@ -340,6 +334,12 @@ struct scan_out {
 	__u32 first_op;
 };
 
+/*
+ * The loop state. The parser lives in the session's map value, reached
+ * through s: the verifier does not track map memory, so the bpf_loop callback
+ * converges at once. Parser state on the stack made the 6.18 verifier walk
+ * every byte value it could see ("sequence of 8193 jumps is too complex").
+ */
 struct scan {
 	struct __sk_buff *skb;
 	struct ml_sock *s;
