@@ -927,8 +927,8 @@ def report(facts, servers, cells, idle, big, tg, prof, started, elapsed, png_nam
           "every program run; it is off for every other measurement here): "
           "`loadgen -c 256 -n 10000` per shape against the kernel engine, and the change in each "
           "pinned program's `run_cnt` and `run_time_ns` (`bpftool prog show`). `ml_sockops` runs "
-          "for every socket of the cgroup, loadgen's included, and for every callback op; only "
-          "admission and state changes do work.")
+          "for every callback op of every socket in the kernel engine's cgroup (its own here, so "
+          "loadgen's sockets are not counted); only admission and state changes do work.")
         a("")
         a("| shape | " + " | ".join(f"{p} runs/session, ns/run" for p in BPF_PROGS) +
           " | BPF µs per session |")
