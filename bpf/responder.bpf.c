@@ -323,6 +323,17 @@ int ml_sockops(struct bpf_sock_ops *skops)
 /* Reply octets one segment may produce (see line_done). */
 #define SEG_TEXT_MAX (60 * 1024)
 
+/* min(left, CHUNK) for a helper's length argument, left >= 1. 6.1 cannot
+ * prove n >= 1 from a branch (DESIGN.md), so the bound is arithmetic, on
+ * the register the helper gets. */
+static __always_inline __u32 chunk_len(__u32 left)
+{
+	__u32 n = left > CHUNK ? CHUNK : left;
+
+	asm volatile("" : "+r"(n));
+	return ((n - 1) & (CHUNK - 1)) + 1;
+}
+
 /* What the scan has emitted so far. Scalars only: line_done() is a global
  * function, and the verifier lets one take a pointer only to such a struct. */
 struct scan_out {
@@ -415,12 +426,7 @@ static long scan_step(__u64 index, void *data)
 
 	if (pos >= sc->len)
 		return 1;
-	n = sc->len - pos;
-	if (n > CHUNK)
-		n = CHUNK;
-	/* 6.1 cannot prove n >= 1 from a branch (DESIGN.md). */
-	asm volatile("" : "+r"(n));
-	n = ((n - 1) & (CHUNK - 1)) + 1;
+	n = chunk_len(sc->len - pos);
 	if (bpf_skb_load_bytes(sc->skb, pos, sc->buf, n))
 		return 1;
 	for (j = 0; j < CHUNK; j++) {
@@ -457,11 +463,7 @@ static long zero_pad(__u64 index, void *data)
 
 	if (off >= pd->len)
 		return 1;
-	n = pd->len - off;
-	if (n > CHUNK)
-		n = CHUNK;
-	asm volatile("" : "+r"(n));
-	n = ((n - 1) & (CHUNK - 1)) + 1;
+	n = chunk_len(pd->len - off);
 	if (bpf_skb_store_bytes(pd->skb, off, zeroes, n, 0))
 		return 1;
 	return 0;
