@@ -61,6 +61,8 @@ enum ml_op {
 	X(CLOSE_FLOOD, close_flood)	/* no line end in 64 KiB, or over the segment reply limit */ \
 	X(CLOSE_BUSY, close_busy)	/* refused at max-sessions (421) */ \
 	X(CLOSE_RESET, close_reset)	/* the connection was reset or failed */ \
+	X(CLOSE_BACKLOG, close_backlog)	/* over ML_BACKLOG_MAX of replies unread (421) */ \
+	X(CLOSE_ERROR, close_error)	/* an internal failure ended it (421 if possible) */ \
 	X(CLOSE_SHUTDOWN, close_shutdown) /* mailless stopped (421) */	\
 	X(CMD_HELO, cmd_helo)						\
 	X(CMD_EHLO, cmd_ehlo)						\

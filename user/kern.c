@@ -72,21 +72,31 @@ static uint32_t ck_hash(uint64_t c)
 	return (uint32_t)c;
 }
 
-static void ck_put(struct kpriv *k, uint64_t c, int fd)
+/*
+ * The table holds one entry per open kernel-engine session and nothing else:
+ * sessions are indexed by fd (at most nsess_max) and the table has twice as
+ * many slots, so it cannot fill. Every probe is bounded all the same: a full
+ * table is an error the caller counts, never a loop without end.
+ */
+static int ck_put(struct kpriv *k, uint64_t c, int fd)
 {
-	uint32_t i = ck_hash(c) & k->ckmask;
+	uint32_t i = ck_hash(c) & k->ckmask, n;
 
-	while (k->ck[i])
-		i = (i + 1) & k->ckmask;
-	k->ck[i] = c;
-	k->ckfd[i] = fd;
+	for (n = 0; n <= k->ckmask; n++, i = (i + 1) & k->ckmask) {
+		if (!k->ck[i]) {
+			k->ck[i] = c;
+			k->ckfd[i] = fd;
+			return 0;
+		}
+	}
+	return -ENOSPC;
 }
 
 static int ck_find(struct kpriv *k, uint64_t c)
 {
-	uint32_t i = ck_hash(c) & k->ckmask;
+	uint32_t i = ck_hash(c) & k->ckmask, n;
 
-	for (; k->ck[i]; i = (i + 1) & k->ckmask)
+	for (n = 0; n <= k->ckmask && k->ck[i]; n++, i = (i + 1) & k->ckmask)
 		if (k->ck[i] == c)
 			return (int)i;
 	return -1;
@@ -96,12 +106,13 @@ static int ck_find(struct kpriv *k, uint64_t c)
 static void ck_del(struct kpriv *k, uint64_t c)
 {
 	int at = ck_find(k, c);
-	uint32_t i, j, h;
+	uint32_t i, j, h, n;
 
 	if (at < 0)
 		return;
 	i = (uint32_t)at;
-	for (j = (i + 1) & k->ckmask; k->ck[j]; j = (j + 1) & k->ckmask) {
+	j = (i + 1) & k->ckmask;
+	for (n = 0; n < k->ckmask && k->ck[j]; n++, j = (j + 1) & k->ckmask) {
 		h = ck_hash(k->ck[j]) & k->ckmask;
 		/* Move j into the hole at i unless its home lies in (i, j]. */
 		if (((j - h) & k->ckmask) >= ((j - i) & k->ckmask)) {
@@ -356,19 +367,17 @@ static void start_drain(struct ml_server *srv, struct ml_session *s, uint64_t by
 static int k_open(struct ml_server *srv, struct ml_session *s)
 {
 	struct kpriv *k = srv->eng_priv;
+	uint8_t st = 0;
 	int r, one = 1;
 
-	int i, peer_gone = 0;
-
 	/* s->cookie was read at accept (server.c). The socket is never in the
-	 * epoll set: sock_ops reports the client's FIN or reset (ML_EV_PEER),
-	 * possibly before accept(), as an entry with fd -1. */
-	i = ck_find(k, s->cookie);
-	if (i >= 0) {
-		k->ckfd[i] = s->fd;
-		peer_gone = 1;
-	} else {
-		ck_put(k, s->cookie, s->fd);
+	 * epoll set: sock_ops reports the client's FIN or reset (ML_EV_PEER)
+	 * for the cookies in this table. */
+	if (ck_put(k, s->cookie, s->fd)) {
+		s->reason = ML_ST_CLOSE_ERROR;
+		err("session table full (%u slots); refusing a session: this is a bug, "
+		    "please report it", k->ckmask + 1);
+		return -ENOSPC;
 	}
 	/* EACCES: the client talked first and the verdict program already
 	 * sent the greeting in front of its replies. */
@@ -381,7 +390,14 @@ static int k_open(struct ml_server *srv, struct ml_session *s)
 	 * hands them to the verdict program now, after the greeting. */
 	if (setsockopt(s->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one)))
 		return -errno;
-	if (peer_gone) {
+	/* A FIN or reset before accept() was reported while the cookie was
+	 * not in the table yet, and ignored: the socket's state says it. One
+	 * that comes later finds the cookie. */
+	if (tcp_queued(s->fd, NULL, &st, NULL) || st == BPF_TCP_CLOSE) {
+		s->reason = ML_ST_CLOSE_RESET;
+		return -ECONNRESET;
+	}
+	if (st != BPF_TCP_ESTABLISHED) {
 		s->reason = ML_ST_CLOSE_CLIENT;
 		start_drain(srv, s, UINT64_MAX);
 	}
@@ -403,7 +419,7 @@ static void k_drain(struct ml_server *srv, struct ml_session *s)
 	uint64_t target = s->drain_bytes, queued = 0;
 	uint8_t st = 0;
 
-	if (tcp_queued(s->fd, &queued, &st, NULL) || st == 7 /* TCP_CLOSE */) {
+	if (tcp_queued(s->fd, &queued, &st, NULL) || st == BPF_TCP_CLOSE) {
 		ml_session_close(srv, s);
 		return;
 	}
@@ -428,29 +444,22 @@ static void k_drain(struct ml_server *srv, struct ml_session *s)
 		s->drain_wait_ms *= 2;
 }
 
-/* ML_EV_PEER: the client closed (CLOSE_WAIT) or reset (CLOSE). */
+/* ML_EV_PEER: the client closed (CLOSE_WAIT) or reset (CLOSE). A cookie not
+ * in the table is a session already closed (its client's FIN raced our
+ * close) or not accepted yet (k_open reads the state itself): nothing to do,
+ * and nothing to remember. */
 static void peer_gone(struct ml_server *srv, const struct ml_event *ev)
 {
 	struct kpriv *k = srv->eng_priv;
 	struct ml_session *s;
 	int i = ck_find(k, ev->cookie);
 
-	if (i < 0) {
-		/* Not accepted yet: remember it for k_open (a reset socket
-		 * leaves the accept queue and is never accepted). */
-		if (ev->op != 7)
-			ck_put(k, ev->cookie, -1);
+	if (i < 0)
 		return;
-	}
-	if (k->ckfd[i] < 0) {
-		if (ev->op == 7)	/* reset before accept: forget it */
-			ck_del(k, ev->cookie);
-		return;
-	}
 	s = &srv->sess[k->ckfd[i]];
 	if (s->state != ML_S_ACTIVE)
 		return;
-	if (ev->op == 7) {
+	if (ev->op == BPF_TCP_CLOSE) {
 		s->reason = ML_ST_CLOSE_RESET;
 		ml_session_close(srv, s);
 		return;
@@ -472,7 +481,7 @@ static void log_record(struct ml_server *srv, const struct ml_log_event *le)
 	if (i < srv->nclosed) {
 		reason = srv->closed[i].reason;
 		start = srv->closed[i].start_ms;
-	} else if ((i = ck_find(k, le->ev.cookie)) >= 0 && k->ckfd[i] >= 0) {
+	} else if ((i = ck_find(k, le->ev.cookie)) >= 0) {
 		/* Reset under an open session: its close comes later. */
 		start = srv->sess[k->ckfd[i]].start_ms;
 	}
@@ -502,7 +511,7 @@ static int on_event(void *ctx, void *data, size_t len)
 	if (len < sizeof(*ev) || ev->type != ML_EV_CLOSE)
 		return 0;
 	i = ck_find(k, ev->cookie);
-	if (i < 0 || k->ckfd[i] < 0)
+	if (i < 0)
 		return 0;
 	s = &srv->sess[k->ckfd[i]];
 	if (s->state == ML_S_DRAIN && s->reason == ML_ST_CLOSE_CLIENT) {

@@ -334,7 +334,8 @@ static void accept_ready(struct ml_server *srv, int li)
 			continue;
 		}
 		if (srv->eng->open(srv, s)) {
-			s->reason = ML_ST_CLOSE_RESET;
+			if (!s->reason)
+				s->reason = ML_ST_CLOSE_RESET;
 			ml_session_close(srv, s);
 			continue;
 		}
