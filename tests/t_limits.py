@@ -411,7 +411,12 @@ def per_source(pair, R, srv, conf):
             "close_busy moved %d -> %d: a per-source refusal is not max-sessions" % (
                 c0["close_busy"], c["close_busy"])
         # One ends: the count goes down, a new one from that address is served.
+        # (Once the server has closed it: the user engine waits for the
+        # client's FIN after the 221, as for --max-sessions.)
         a[0].cmd(b"QUIT\r\n", R.quit).expect_eof()
+        a[0].close()
+        c = counters_reach(srv, {"active": 3}, 5)
+        assert c["active"] == 3, "sessions_active %d, want 3 after a QUIT" % c["active"]
         s = session_from(pair, v4a, pair.v4)
         held.append(s)
         s.expect(R.greet_rcpt, what="greeting from %s after one of its 3 ended" % v4a)
