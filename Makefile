@@ -111,8 +111,9 @@ test: deps-test
 	$(MAKE) mailless tools/loadgen tests-build
 	bash tests/run.sh
 
-unit: $(OUT)/tests/unit_proto
+unit: $(OUT)/tests/unit_proto $(OUT)/tests/unit_srctab
 	$(OUT)/tests/unit_proto
+	$(OUT)/tests/unit_srctab
 
 clean:
 	rm -rf $(OUT) mailless
@@ -126,7 +127,7 @@ tools/loadgen: tools/loadgen.c Makefile
 
 # Test programs (C): built by `make test`, also copied into the 6.1 VM.
 TEST_BINS := $(OUT)/tests/wirecheck $(OUT)/tests/unit_proto $(OUT)/tests/unit_bucket \
-	     $(OUT)/tests/guard_table
+	     $(OUT)/tests/guard_table $(OUT)/tests/unit_srctab
 .PHONY: tests-build
 tests-build: $(TEST_BINS)
 $(OUT)/tests/%: tests/c/%.c | $(OUT)/tests

@@ -60,6 +60,7 @@ enum ml_op {
 	X(CLOSE_MAXTIME, close_maxtime)	/* session time limit (421) */	\
 	X(CLOSE_FLOOD, close_flood)	/* no line end in 64 KiB, or over the segment reply limit */ \
 	X(CLOSE_BUSY, close_busy)	/* refused at max-sessions (421) */ \
+	X(CLOSE_BUSY_SOURCE, close_busy_source) /* refused at max-sessions-per-source (421) */ \
 	X(CLOSE_RESET, close_reset)	/* the connection was reset or failed */ \
 	X(CLOSE_BACKLOG, close_backlog)	/* over ML_BACKLOG_MAX of replies unread (421) */ \
 	X(CLOSE_ERROR, close_error)	/* an internal failure ended it (421 if possible) */ \

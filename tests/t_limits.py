@@ -13,20 +13,31 @@ t_limits.py - many sessions and the time and count limits, both engines.
   --max-session-time 3: a session sending NOOP every 0.5 s is closed with the
   session time limit 421 after about 3 s;
   --max-sessions 5: the 6th and 7th connections get the busy 421 and a close;
-  after two sessions end, exactly two new ones are served again.
+  after two sessions end, exactly two new ones are served again;
+  max-sessions-per-source 3 (settings file): the 4th session from one IPv4
+  address gets the busy 421 while another address is served, a close frees
+  a place; two IPv6 addresses of one /64 share a count, another /64 does not;
+  each refusal is counted in close_busy_source (not close_busy) and logged
+  end=busy_source; SIGHUP to 4 admits a 4th; the default is 50 a source.
 """
+import json
 import os
 import resource
 import selectors
+import shutil
+import signal
 import socket
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mltest import (Env, Replies, Session, StartError, Suite, bytes_diff, engines, netns,
-                    show, skipped_engines)
+from mltest import (MAILLESS, Env, Replies, Session, StartError, Suite, bytes_diff, engines,
+                    family_of, netns, sh, show, skipped_engines)
 
 t = Suite("t_limits")
+TMP = tempfile.mkdtemp(prefix="mlt-limits-")
 N_SESSIONS = int(os.environ.get("MLT_SESSIONS", "2000"))
 
 
@@ -316,6 +327,167 @@ def busy(pair, R, srv, limit=5):
             s.close()
 
 
+# ---------------------------------------------------------------- per source
+
+def add_sources(pair):
+    """A second IPv4 address and a second IPv6 address in the same /64 on the
+    client, and a second /64 on both ends."""
+    c, s = pair.cli, pair.srv
+    sh("ip", "-n", c, "addr", "add", "10.231.%d.3/24" % pair.x, "dev", "veth1")
+    sh("ip", "-n", c, "-6", "addr", "add", "fd00:231:%x::3/64" % pair.x, "dev", "veth1",
+       "nodad")
+    sh("ip", "-n", c, "-6", "addr", "add", "fd00:232:%x::2/64" % pair.x, "dev", "veth1",
+       "nodad")
+    sh("ip", "-n", s, "-6", "addr", "add", "fd00:232:%x::1/64" % pair.x, "dev", "veth0",
+       "nodad")
+
+
+def session_from(pair, src, dst, timeout=5):
+    with netns(pair.cli):
+        sock = socket.socket(family_of(dst), socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((src, 0))
+        sock.settimeout(timeout)
+        sock.connect((dst, 25))
+    except Exception:
+        sock.close()
+        raise
+    return Session(None, None, sock=sock, timeout=timeout)
+
+
+def counters(srv):
+    out = subprocess.run([MAILLESS, "stats", "-j", "--pin-dir", srv.pin_dir],
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, "mailless stats: %s" % out.stderr
+    return json.loads(out.stdout)["counters"]
+
+
+def counters_reach(srv, want, timeout=3):
+    """Poll until the counters in want have those values (the controller
+    flushes every 100 ms); returns the last reading."""
+    deadline = time.monotonic() + timeout
+    while True:
+        c = counters(srv)
+        if all(c.get(k) == v for k, v in want.items()) or time.monotonic() > deadline:
+            return c
+        time.sleep(0.1)
+
+
+def refused(s, R, what):
+    try:
+        s.expect(R.busy, what=what)
+        s.expect_eof(allow_reset=False)
+    finally:
+        s.close()
+
+
+def per_source(pair, R, srv, conf):
+    v4a, v4b = pair.v4c, "10.231.%d.3" % pair.x
+    v6a, v6b = pair.v6c, "fd00:231:%x::3" % pair.x     # one /64
+    v6c = "fd00:232:%x::2" % pair.x                  # another /64
+    held = []
+    c0 = counters(srv)
+    try:
+        # IPv4, /32: three from one address are served and held.
+        a = [session_from(pair, v4a, pair.v4) for _ in range(3)]
+        held += a
+        for i, s in enumerate(a):
+            s.expect(R.greet_rcpt, what="greeting of %s session %d of 3" % (v4a, i + 1))
+        refused(session_from(pair, v4a, pair.v4), R,
+                "4th session from %s over max-sessions-per-source 3" % v4a)
+        # Another address is still served, and so are the held ones.
+        b = session_from(pair, v4b, pair.v4)
+        held.append(b)
+        b.expect(R.greet_rcpt, what="greeting of a session from %s" % v4b)
+        b.cmd(b"NOOP\r\n", R.ok, what="NOOP from %s" % v4b)
+        for s in a:
+            s.cmd(b"NOOP\r\n", R.ok, what="NOOP in a held session from %s" % v4a)
+        c = counters_reach(srv, {"close_busy_source": c0["close_busy_source"] + 1})
+        assert c["close_busy_source"] == c0["close_busy_source"] + 1, \
+            "close_busy_source %d -> %d after one refusal" % (c0["close_busy_source"],
+                                                               c["close_busy_source"])
+        assert c["close_busy"] == c0["close_busy"], \
+            "close_busy moved %d -> %d: a per-source refusal is not max-sessions" % (
+                c0["close_busy"], c["close_busy"])
+        # One ends: the count goes down, a new one from that address is served.
+        # (Once the server has closed it: the user engine waits for the
+        # client's FIN after the 221, as for --max-sessions.)
+        a[0].cmd(b"QUIT\r\n", R.quit).expect_eof()
+        a[0].close()
+        c = counters_reach(srv, {"active": 3}, 5)
+        assert c["active"] == 3, "sessions_active %d, want 3 after a QUIT" % c["active"]
+        s = session_from(pair, v4a, pair.v4)
+        held.append(s)
+        s.expect(R.greet_rcpt, what="greeting from %s after one of its 3 ended" % v4a)
+        c1 = counters_reach(srv, {"close_busy_source": c0["close_busy_source"] + 1}, 0.5)
+        assert c1["close_busy_source"] == c0["close_busy_source"] + 1, \
+            "close_busy_source moved by %d, want exactly 1" % (
+                c1["close_busy_source"] - c0["close_busy_source"])
+
+        # IPv6, /64: two addresses of one /64 share a count of 3.
+        six = [session_from(pair, v6a, pair.v6), session_from(pair, v6b, pair.v6),
+               session_from(pair, v6a, pair.v6)]
+        held += six
+        for i, s in enumerate(six):
+            s.expect(R.greet_rcpt, what="greeting of IPv6 session %d of 3" % (i + 1))
+        refused(session_from(pair, v6b, pair.v6), R,
+                "session from %s: 4th of its /64 (3 from it and %s)" % (v6b, v6a))
+        # Another /64 has its own count.
+        s = session_from(pair, v6c, pair.v6)
+        held.append(s)
+        s.expect(R.greet_rcpt, what="greeting of a session from another /64 (%s)" % v6c)
+        c = counters_reach(srv, {"close_busy_source": c1["close_busy_source"] + 1})
+        assert c["close_busy_source"] == c1["close_busy_source"] + 1, \
+            "close_busy_source %d -> %d after the /64 refusal" % (c1["close_busy_source"],
+                                                                   c["close_busy_source"])
+        # Each refusal is logged with the one reply it got.
+        deadline = time.monotonic() + 5
+        while True:
+            lines = [l for l in srv.log if " session client=" in l and
+                     l.endswith(" end=busy_source")]
+            if len(lines) >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert len(lines) == 2, "end=busy_source log lines: %d, want 2" % len(lines)
+        for l in lines:
+            assert " commands=0 replies=1 end=busy_source" in l, "refusal's line: %s" % l
+
+        # SIGHUP applies a new limit to the sessions already open: 4 admits a
+        # 4th from v4a (3 held), and a 5th is refused.
+        with open(conf, "w") as f:
+            f.write("max-sessions-per-source = 4\n")
+        n = sum(1 for l in srv.log if "reloaded" in l)
+        srv.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while sum(1 for l in srv.log if "reloaded" in l) == n:
+            assert time.monotonic() < deadline, "no 'reloaded' line: %s" % srv.log_tail()
+            time.sleep(0.05)
+        s = session_from(pair, v4a, pair.v4)
+        held.append(s)
+        s.expect(R.greet_rcpt, what="4th session from %s after SIGHUP to 4" % v4a)
+        refused(session_from(pair, v4a, pair.v4), R, "5th session from %s over 4" % v4a)
+    finally:
+        for s in held:
+            s.close()
+
+
+def per_source_default(pair, R):
+    """Without the option, 50 sessions from one address are served, the 51st
+    gets the busy 421."""
+    held = []
+    try:
+        for i in range(50):
+            s = Session(pair.cli, pair.v4, timeout=5)
+            held.append(s)
+            s.expect(R.greet_rcpt, what="greeting of session %d of 50" % (i + 1))
+        refused(Session(pair.cli, pair.v4, timeout=5), R,
+                "51st session from one address with the default of 50")
+    finally:
+        for s in held:
+            s.close()
+
+
 def check_alive(srv):
     assert srv.alive(), "server died: %s" % srv.log_tail()
 
@@ -331,16 +503,24 @@ def main():
             for engine in engines():
                 name = "limits/%s" % engine
                 x += 10
-                pb, pi, pm, pn = (env.pair(x=x + k, tag="%s%s" % (engine[0], tg))
-                                  for k, tg in enumerate("bimn"))
-                hb, hi, hm, hn = ("%s-%s.limits.test" % (engine[0], w)
-                                  for w in ("many", "idle", "maxtime", "busy"))
+                pb, pi, pm, pn, ps, pd = (env.pair(x=x + k, tag="%s%s" % (engine[0], tg))
+                                          for k, tg in enumerate("bimnsd"))
+                hb, hi, hm, hn, hs, hd = ("%s-%s.limits.test" % (engine[0], w)
+                                          for w in ("many", "idle", "maxtime", "busy", "src",
+                                                    "dflt"))
+                add_sources(ps)
+                conf = os.path.join(TMP, "src-%s.conf" % engine)
+                with open(conf, "w") as f:
+                    f.write("# t_limits: the per-source limit from the settings file\n"
+                            "max-sessions-per-source = 3\n")
                 servers = {}
                 for key, pair, host, extra in (
-                        ("many", pb, hb, ["-t", "120"]),
+                        ("many", pb, hb, ["-t", "120", "--max-sessions-per-source", "0"]),
                         ("idle", pi, hi, ["-t", "2"]),
                         ("maxtime", pm, hm, ["-t", "10", "--max-session-time", "3"]),
-                        ("busy", pn, hn, ["-t", "30", "--max-sessions", "5"])):
+                        ("busy", pn, hn, ["-t", "30", "--max-sessions", "5"]),
+                        ("src", ps, hs, ["-t", "30", "-c", conf]),
+                        ("dflt", pd, hd, ["-t", "30"])):
                     try:
                         servers[key] = env.server(pair, engine=engine, host=host, extra=extra)
                     except StartError as e:
@@ -368,6 +548,13 @@ def main():
                 if "busy" in servers:
                     cases.append(("%s: --max-sessions 5: busy 421, then served again" % name,
                                   busy, (pn, Replies(hn), servers["busy"])))
+                if "src" in servers:
+                    cases.append(("%s: max-sessions-per-source 3: 421 busy for that source "
+                                  "(/32, /64), others served, counted, reloadable" % name,
+                                  per_source, (ps, Replies(hs), servers["src"], conf)))
+                if "dflt" in servers:
+                    cases.append(("%s: max-sessions-per-source defaults to 50" % name,
+                                  per_source_default, (pd, Replies(hd))))
                 t.run_parallel(cases)
                 for key, s in servers.items():
                     def stops(s=s):
@@ -376,6 +563,8 @@ def main():
                     t.run("%s/%s: exit status 0 on SIGTERM" % (name, key), stops)
     except StartError as e:
         t.fail("limits: setup", str(e))
+    finally:
+        shutil.rmtree(TMP, ignore_errors=True)
     return t.finish()
 
 

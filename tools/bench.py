@@ -202,7 +202,7 @@ PORT = {n: BASE + i + 1 for i, n in enumerate(ALL)}
 def mailless_argv(engine, tag):
     return [MAILLESS, "run", "--engine", engine, "-l", f"127.0.0.1:{PORT[engine]}",
             "-H", HOST, "--pin-dir", f"/sys/fs/bpf/mlb-{os.getpid()}-{engine}-{tag}",
-            "--log-level", "warn", "--max-sessions", "16000"]
+            "--log-level", "warn", "--max-sessions", "16000", "--max-sessions-per-source", "0"]
 
 
 def postfix_setup():
@@ -735,8 +735,9 @@ def report(facts, servers, cells, idle, big, tg, prof, started, elapsed, png_nam
         a(f"| {s} | {SERVER_DOC[s]} | 127.0.0.1:{PORT[s]} |")
     a("")
     a("mailless runs as `mailless run --engine kernel|user -l 127.0.0.1:PORT -H mx.bench "
-      "--pin-dir /sys/fs/bpf/mlb-PID-ENGINE-TAG --log-level warn --max-sessions 16000` "
-      "(dialect rcpt: 220, 250, 521 at RCPT; no per-session log lines, like Postfix here, whose "
+      "--pin-dir /sys/fs/bpf/mlb-PID-ENGINE-TAG --log-level warn --max-sessions 16000 "
+      "--max-sessions-per-source 0` (all load comes from one address; "
+      "dialect rcpt: 220, 250, 521 at RCPT; no per-session log lines, like Postfix here, whose "
       "syslog has no listener). Postfix is a separate instance (config under "
       ".output/bench/postfix/, `master -d -c DIR`), loopback only, no port-25 service. "
       "Both Postfix variants answer 521 at connect and close, whatever the client sends, so "

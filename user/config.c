@@ -181,6 +181,7 @@ void ml_opts_defaults(struct ml_opts *o)
 	o->timeout = 300;
 	o->max_session_time = 600;
 	o->max_sessions = 10000;
+	o->max_sessions_per_source = 50;	/* Postfix's smtpd_client_connection_count_limit */
 	o->engine = ML_ENGINE_AUTO;
 	snprintf(o->pin_dir, sizeof(o->pin_dir), "%s", ML_DEFAULT_PIN);
 	ml_guard_opts_defaults(&o->guard);
@@ -241,6 +242,9 @@ int ml_opts_set(struct ml_opts *o, const char *key, const char *val,
 		return ml_parse_uint(key, val, 1, 86400, &o->max_session_time, err, errlen);
 	} else if (!strcmp(key, "max-sessions")) {
 		return ml_parse_uint(key, val, 1, 1000000, &o->max_sessions, err, errlen);
+	} else if (!strcmp(key, "max-sessions-per-source")) {
+		return ml_parse_uint(key, val, 0, 1000000, &o->max_sessions_per_source,
+				     err, errlen);
 	} else if (!strcmp(key, "engine")) {
 		static const char *const e[] = { [ML_ENGINE_AUTO] = "auto",
 						 [ML_ENGINE_KERNEL] = "kernel",
@@ -262,7 +266,8 @@ int ml_opts_set(struct ml_opts *o, const char *key, const char *val,
 		if (r != -ENOENT)
 			return r;
 		snprintf(err, errlen, "unknown key '%s' (known: listen, hostname, dialect, "
-			 "timeout, max-session-time, max-sessions, engine, pin-dir, "
+			 "timeout, max-session-time, max-sessions, max-sessions-per-source, engine, "
+			 "pin-dir, "
 			 "metrics-listen, metrics-file, metrics-interval, log, log-level, "
 			 "log-rate, xdp, xdp-mode, syn-rate, syn-burst, syn-prefix4, "
 			 "syn-prefix6, allow, deny, allow-file, deny-file)", key);

@@ -46,6 +46,7 @@ struct ml_opts {
 	unsigned int timeout;		/* idle seconds */
 	unsigned int max_session_time;	/* seconds */
 	unsigned int max_sessions;
+	unsigned int max_sessions_per_source;	/* per IPv4 /32, IPv6 /64; 0: none */
 	enum ml_engine engine;
 	char pin_dir[PATH_MAX];
 	struct ml_listen metrics_listen; /* len 0: no metrics endpoint */

@@ -46,6 +46,8 @@ static void usage_run(FILE *f)
 "  -t, --timeout SECS         idle timeout, then 421 (default 300)\n"
 "      --max-session-time SECS  session time limit, then 421 (default 600)\n"
 "      --max-sessions N       concurrent sessions; more get 421 (default 10000)\n"
+"      --max-sessions-per-source N  concurrent sessions from one IPv4 address or\n"
+"                             IPv6 /64; more get 421 (default 50; 0: no limit)\n"
 "      --engine kernel|user|auto  kernel: eBPF; user: plain epoll; auto\n"
 "                             (default): kernel, or user if BPF cannot load\n"
 "      --pin-dir DIR          bpffs directory for pins (default " ML_DEFAULT_PIN ")\n"
@@ -123,6 +125,7 @@ static int cmd_run(int argc, char **argv)
 		{ "deny", required_argument, 0, 18 },
 		{ "allow-file", required_argument, 0, 19 },
 		{ "deny-file", required_argument, 0, 20 },
+		{ "max-sessions-per-source", required_argument, 0, 21 },
 		{ "verbose", no_argument, 0, 'v' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0 }
@@ -132,7 +135,7 @@ static int cmd_run(int argc, char **argv)
 		[8] = "log", [9] = "log-level", [10] = "log-rate",
 		[11] = "xdp", [12] = "xdp-mode", [13] = "syn-rate", [14] = "syn-burst",
 		[15] = "syn-prefix4", [16] = "syn-prefix6", [17] = "allow", [18] = "deny",
-		[19] = "allow-file", [20] = "deny-file",
+		[19] = "allow-file", [20] = "deny-file", [21] = "max-sessions-per-source",
 		['l'] = "listen", ['H'] = "hostname", ['d'] = "dialect",
 		['t'] = "timeout", [1] = "max-session-time", [2] = "max-sessions",
 		[3] = "engine", [4] = "pin-dir",
@@ -159,7 +162,7 @@ static int cmd_run(int argc, char **argv)
 		case 'l': case 'H': case 'd': case 't': case 1: case 2: case 3: case 4:
 		case 5: case 6: case 7: case 8: case 9: case 10:
 		case 11: case 12: case 13: case 14: case 15: case 16: case 17: case 18:
-		case 19: case 20:
+		case 19: case 20: case 21:
 			cli[ncli].key = keys[c];
 			cli[ncli].val = optarg;
 			ncli++;

@@ -189,6 +189,8 @@ void ml_session_close(struct ml_server *srv, struct ml_session *s)
 	if (s->state == ML_S_FREE)
 		return;
 	heap_remove(srv, s);
+	ml_srctab_put(&srv->src, s->src);
+	s->src = -1;
 	if (!s->reason)
 		s->reason = ML_ST_CLOSE_CLIENT;
 	if (srv->eng->close)
@@ -264,7 +266,7 @@ static void session_expired(struct ml_server *srv, struct ml_session *s)
 
 static void accept_ready(struct ml_server *srv, int li)
 {
-	static uint64_t last_warn;
+	static uint64_t last_warn, last_full;
 	int i, fd;
 
 	for (i = 0; i < ACCEPT_BATCH; i++) {
@@ -272,6 +274,8 @@ static void accept_ready(struct ml_server *srv, int li)
 
 		struct sockaddr_storage peer;
 		socklen_t plen = sizeof(peer);
+		uint64_t hi, lo;
+		unsigned int nsrc = 0;
 
 		fd = accept4(srv->lfd[li], (struct sockaddr *)&peer, &plen,
 			     SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -310,6 +314,7 @@ static void accept_ready(struct ml_server *srv, int li)
 		memset(s, 0, sizeof(*s));
 		s->fd = fd;
 		s->heap_idx = -1;
+		s->src = -1;
 		s->state = ML_S_ACTIVE;
 		s->start_ms = ml_now_ms();
 		srv->nactive++;
@@ -329,8 +334,25 @@ static void accept_ready(struct ml_server *srv, int li)
 			if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &s->cookie, &len))
 				s->cookie = 0;
 		}
+		ml_src_key(&peer, &hi, &lo);
+		s->src = ml_srctab_get(&srv->src, hi, lo, &nsrc);
 		if (srv->nactive > srv->opts.max_sessions) {
 			close_with(srv, s, ML_OP_BUSY);
+			continue;
+		}
+		if (s->src < 0 || (srv->opts.max_sessions_per_source &&
+				   nsrc > srv->opts.max_sessions_per_source)) {
+			if (s->src < 0 && ml_now_ms() - last_full > 10000) {
+				warn("per-source session table: no room for a new source "
+				     "(%u sources open, at most %d a hash bucket): refused "
+				     "with 421 busy, counted as busy_source",
+				     srv->src.nlive, ML_SRC_CHAIN);
+				last_full = ml_now_ms();
+			}
+			/* The same 421 as max-sessions, counted apart. */
+			s->reason = ML_ST_CLOSE_BUSY_SOURCE;
+			ml_send_reply(srv, s, ML_OP_BUSY);
+			ml_session_close(srv, s);
 			continue;
 		}
 		if (srv->eng->open(srv, s)) {
@@ -421,6 +443,7 @@ static void reload(struct ml_server *srv)
 	srv->opts.timeout = n.timeout;
 	srv->opts.max_session_time = n.max_session_time;
 	srv->opts.max_sessions = n.max_sessions;
+	srv->opts.max_sessions_per_source = n.max_sessions_per_source;
 	ml_render(&srv->render, &srv->opts);
 	if (ml_bpf_publish(srv)) {
 		err("reload: could not publish the configuration to the kernel");
@@ -470,7 +493,7 @@ int ml_serve(struct ml_opts *o, const struct ml_cli_set *cli, int ncli)
 	raise_nofile(srv);
 	srv->sess = calloc(srv->nsess_max, sizeof(*srv->sess));
 	srv->heap = calloc(srv->nsess_max, sizeof(*srv->heap));
-	if (!srv->sess || !srv->heap) {
+	if (!srv->sess || !srv->heap || ml_srctab_init(&srv->src, srv->nsess_max)) {
 		err("out of memory for %d sessions", srv->nsess_max);
 		goto out;
 	}
@@ -658,6 +681,7 @@ out:
 		close(srv->sigfd);
 	free(srv->sess);
 	free(srv->heap);
+	ml_srctab_free(&srv->src);
 	free(srv);
 	return ret;
 }

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "mailless.h"
+#include "srctab.h"
 #include "stats.h"
 
 enum ml_sess_state {
@@ -30,6 +31,7 @@ struct ml_session {
 	unsigned int drain_wait_ms;	/* backoff between drain checks */
 	int heap_idx;			/* position in the timer heap, -1 if none */
 	int reason;			/* ML_ST_CLOSE_*: why it ends; 0 = not yet */
+	int src;			/* its source's entry in srv->src, -1 if none */
 	struct ml_usess *u;		/* user engine only, else NULL */
 };
 
@@ -93,6 +95,7 @@ struct ml_server {
 	struct ml_session *sess;	/* indexed by fd */
 	int nsess_max;			/* size of sess[] (RLIMIT_NOFILE) */
 	unsigned int nactive;
+	struct ml_srctab src;		/* open sessions per source */
 	int *heap;			/* fds ordered by deadline_ms */
 	int nheap;
 	int stopping;

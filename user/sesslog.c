@@ -24,6 +24,7 @@ static const char *const reason_name[] = {
 	[ML_ST_CLOSE_MAXTIME] = "session_time_limit",
 	[ML_ST_CLOSE_FLOOD] = "line_flood",
 	[ML_ST_CLOSE_BUSY] = "busy",
+	[ML_ST_CLOSE_BUSY_SOURCE] = "busy_source",
 	[ML_ST_CLOSE_RESET] = "reset",
 	[ML_ST_CLOSE_BACKLOG] = "unread_backlog",
 	[ML_ST_CLOSE_ERROR] = "internal_error",

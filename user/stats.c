@@ -46,6 +46,8 @@ static const struct {
 		COUNTER, "closed: line flood" },
 	[ML_ST_CLOSE_BUSY] = { "mailless_sessions_total", "reason=\"busy\"", SESS, COUNTER,
 		"closed: busy" },
+	[ML_ST_CLOSE_BUSY_SOURCE] = { "mailless_sessions_total", "reason=\"busy_source\"", SESS,
+		COUNTER, "closed: busy (per source)" },
 	[ML_ST_CLOSE_RESET] = { "mailless_sessions_total", "reason=\"reset\"", SESS, COUNTER,
 		"closed: reset" },
 	[ML_ST_CLOSE_BACKLOG] = { "mailless_sessions_total", "reason=\"unread_backlog\"", SESS,
