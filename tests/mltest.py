@@ -274,13 +274,15 @@ class Server:
         self.env, self.ns, self.args = env, ns, list(args)
         self.pin_dir, self.host, self.engine, self.name = pin_dir, host, engine, name
         self.proc = None
+        self.wrap = []  # argv put between nsenter and mailless (must exec it)
         self.log = []
         self.ready = threading.Event()
         self.rc = None
         self.error = None
 
     def start(self, timeout=20):
-        cmd = ["nsenter", "--net=/run/netns/%s" % self.ns, MAILLESS, "run"] + self.args
+        cmd = (["nsenter", "--net=/run/netns/%s" % self.ns] + self.wrap + [MAILLESS, "run"]
+               + self.args)
         self.env.note("start %s: %s" % (self.name, " ".join(cmd[2:])))
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)
