@@ -5,8 +5,8 @@
 t_isolation.py - the kernel engine answers its own connections and nobody
 else's, whatever else listens beside it in its cgroup and namespace.
 
-One server namespace; the kernel engine on -l 0.0.0.0:2525, -l [V6]:2526 and
--l 127.0.0.1:2527; beside it, started from the test's own process (so in the
+One server namespace; the kernel engine on -l 0.0.0.0:2525, -l [V6]:2526,
+-l 127.0.0.1:2527 and the dual-stack -l [::]:2528; beside it, started from the test's own process (so in the
 cgroup mailless was started from), three plain services that greet with a
 banner of their own and echo each line back:
   [::]:2525 IPv6-only     the same port in the other family (the report: an
@@ -17,7 +17,7 @@ banner of their own and echo each line back:
 kernel refuses 127.0.0.2:2525 with EADDRINUSE, so the same-family cases use
 mailless's specific addresses.) Their clients must get the service's own bytes,
 exactly, and mailless's `admitted` counter must not move for them; mailless's
-own clients on the same ports still get its 220.
+own clients on the same ports still get its 220, IPv4 ones of [::]:2528 too.
 
 Two arrangements:
   own     the default: mailless moves into <cgroup>/mailless-<pid> before it
@@ -143,7 +143,7 @@ def scenario(env, mode, x):
     name = "isolation/%s" % mode
     pair = env.pair(x=x, tag="is%s" % mode[0])
     start_cg = cgroup_path(os.getpid())
-    listen = ["0.0.0.0:2525", "[%s]:2526" % pair.v6, "127.0.0.1:2527"]
+    listen = ["0.0.0.0:2525", "[%s]:2526" % pair.v6, "127.0.0.1:2527", "[::]:2528"]
     srv = env.server(pair, engine="kernel", host=HOST, listen=listen, start=False,
                      tag="kernel-%s" % mode)
     if mode == "shared":
@@ -214,7 +214,9 @@ def scenario(env, mode, x):
         t.run("%s: %s: its own banner and echo, not admitted" % (name, what), other)
 
     mine = [(pair.cli, pair.v4, 2525), (pair.srv, "127.0.0.1", 2525),
-            (pair.cli, pair.v6, 2526), (pair.srv, "127.0.0.1", 2527)]
+            (pair.cli, pair.v6, 2526), (pair.srv, "127.0.0.1", 2527),
+            # dual-stack [::]: its IPv4 children are AF_INET6, v4-mapped
+            (pair.cli, pair.v4, 2528), (pair.cli, pair.v6, 2528)]
 
     def own():
         before = admitted(srv.pin_dir)

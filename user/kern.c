@@ -693,7 +693,9 @@ static int fill_listeners(struct ml_server *srv, struct kpriv *k)
 
 	for (i = 0; i < srv->opts.nlisten; i++) {
 		const struct ml_listen *l = &srv->opts.listen[i];
-		struct ml_listen_key key = {};
+		/* The socket's own family: 0.0.0.0 serves AF_INET children
+		 * only, [::] (dual-stack) AF_INET6 ones, v4-mapped included. */
+		struct ml_listen_key key = { .family = l->ss.ss_family };
 
 		if (l->ss.ss_family == AF_INET) {
 			const struct sockaddr_in *in = (const void *)&l->ss;
