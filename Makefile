@@ -33,7 +33,7 @@ SKELS     := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
 # Debian packages a fresh host needs to build, run and test mailless.
 DEPS_RUN  := clang llvm libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev make gcc pkg-config
 DEPS_TEST := $(DEPS_RUN) python3 swaks iproute2 util-linux strace \
-	     qemu-system-x86 busybox-static cpio kmod prometheus curl xdp-tools
+	     qemu-system-x86 busybox-static cpio kmod prometheus curl xdp-tools nftables
 # make bench: the plot, and the servers a user would pick instead of mailless.
 DEPS_BENCH := $(DEPS_RUN) python3 gnuplot-nox postfix ucspi-tcp
 

@@ -37,10 +37,18 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mltest import (MAILLESS, Env, Replies, Session, StartError, Suite, cgroup2_mount,
+from mltest import (MAILLESS, Env, Replies, Session, Skip, StartError, Suite, cgroup2_mount,
                     cgroup_path, cgroup_progs, engines, netns, sh, show)
 
 t = Suite("t_isolation")
+IP_TRANSPARENT = 19
+TPROXY_NFT = """table ip mlt_iso {
+  chain pre {
+    type filter hook prerouting priority mangle; policy accept;
+    tcp dport 2529 tproxy to :9999
+  }
+}
+"""
 HOST = "iso.test"
 R = Replies(HOST)
 
@@ -49,12 +57,14 @@ class Service:
     """A plain TCP service in namespace ns: banner, then each line echoed
     back as "ECHO <line>", until the client closes. At most 32 connections."""
 
-    def __init__(self, ns, family, addr, port, v6only=False):
+    def __init__(self, ns, family, addr, port, v6only=False, transparent=False):
         self.tag = "%s:%d" % (addr, port)
         self.banner = ("220 other-service %s ready\r\n" % self.tag).encode()
         with netns(ns):
             self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if transparent:
+            self.sock.setsockopt(socket.SOL_IP, IP_TRANSPARENT, 1)
         if family == socket.AF_INET6:
             self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if v6only else 0)
         self.sock.bind((addr, port))
@@ -143,7 +153,8 @@ def scenario(env, mode, x):
     name = "isolation/%s" % mode
     pair = env.pair(x=x, tag="is%s" % mode[0])
     start_cg = cgroup_path(os.getpid())
-    listen = ["0.0.0.0:2525", "[%s]:2526" % pair.v6, "127.0.0.1:2527", "[::]:2528"]
+    listen = ["0.0.0.0:2525", "[%s]:2526" % pair.v6, "127.0.0.1:2527", "[::]:2528",
+              "0.0.0.0:2529"]
     srv = env.server(pair, engine="kernel", host=HOST, listen=listen, start=False,
                      tag="kernel-%s" % mode)
     if mode == "shared":
@@ -165,6 +176,8 @@ def scenario(env, mode, x):
         svcs.append(other6b)
         other4 = Service(pair.srv, socket.AF_INET, "127.0.0.2", 2527)
         svcs.append(other4)
+        proxy = Service(pair.srv, socket.AF_INET, "0.0.0.0", 9999, transparent=True)
+        svcs.append(proxy)
     except OSError as e:
         t.fail("%s: the other services bind beside mailless" % name, str(e))
         for s in svcs:
@@ -212,6 +225,32 @@ def scenario(env, mode, x):
             assert after == before, "mailless admitted %d of the other service's " \
                 "connections" % (after - before)
         t.run("%s: %s: its own banner and echo, not admitted" % (name, what), other)
+
+    # A transparent proxy: nftables hands every connection to port 2529
+    # to its IP_TRANSPARENT listener on :9999, so its children carry the
+    # local address and port of mailless's 0.0.0.0:2529 listener. No key
+    # can tell them apart; only the cgroup does.
+    def tproxy():
+        if not os.path.exists("/usr/sbin/nft"):
+            raise Skip("nft not installed (Debian package nftables)")
+        sh("nsenter", "--net=/run/netns/%s" % pair.srv, "nft", "-f", "-", input=TPROXY_NFT)
+        before = admitted(srv.pin_dir)
+        if mode == "own":
+            other_client(pair.cli, pair.v4, 2529, proxy)
+        else:
+            s = Session(pair.cli, pair.v4, 2529, timeout=5)
+            try:
+                s.expect(proxy.banner, what="banner of the proxy")
+                s.cmd(b"EHLO c\r\n", R.helo, what="mailless's answer, as the warning says")
+            finally:
+                s.close()
+        after = admitted(srv.pin_dir)
+        want = 0 if mode == "own" else 1
+        assert after - before == want, "admitted moved by %d, expected %d" % (
+            after - before, want)
+    t.run("%s: a transparent proxy's connection to 0.0.0.0:2529: %s" % (
+        name, "its own banner and echo, not admitted" if mode == "own" else
+        "answered by mailless (the limit its warning names)"), tproxy)
 
     mine = [(pair.cli, pair.v4, 2525), (pair.srv, "127.0.0.1", 2525),
             (pair.cli, pair.v6, 2526), (pair.srv, "127.0.0.1", 2527),
