@@ -34,7 +34,7 @@ SKELS     := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
 DEPS_RUN  := clang llvm libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev make gcc pkg-config
 # swaks needs IO::Socket::INET6 for IPv6 on Debian 12 (13's swaks does without).
 DEPS_TEST := $(DEPS_RUN) python3 swaks libio-socket-inet6-perl iproute2 util-linux strace \
-	     qemu-system-x86 busybox-static cpio kmod prometheus curl xdp-tools
+	     qemu-system-x86 busybox-static cpio kmod prometheus curl xdp-tools nftables
 # make bench: the plot, and the servers a user would pick instead of mailless.
 DEPS_BENCH := $(DEPS_RUN) python3 gnuplot-nox postfix ucspi-tcp
 

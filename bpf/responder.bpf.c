@@ -206,9 +206,11 @@ static __always_inline __u32 reply_len(const struct ml_config *cfg, __u32 op)
 
 /* ---- sock_ops: admission and cleanup ------------------------------------ */
 
-static __always_inline int served(const struct ml_flow *f)
+/* Exact address first, then the any-address of the same family (the key
+ * holds the listener's family, which its children keep). */
+static __always_inline int served(const struct ml_flow *f, __u32 family)
 {
-	struct ml_listen_key k = { .port = f->lport };
+	struct ml_listen_key k = { .family = family, .port = f->lport };
 
 	__builtin_memcpy(k.addr, f->laddr, sizeof(k.addr));
 	if (bpf_map_lookup_elem(&listeners, &k))
@@ -269,7 +271,7 @@ int ml_sockops(struct bpf_sock_ops *skops)
 {
 	struct ml_flow f = {};
 	struct ml_sock s = {};
-	__u32 op = skops->op;
+	__u32 op = skops->op, fam;
 
 	if (op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB &&
 	    op != BPF_SOCK_OPS_STATE_CB)
@@ -297,9 +299,11 @@ int ml_sockops(struct bpf_sock_ops *skops)
 		return 1;
 	}
 
-	/* Several instances may share this cgroup: take only our own
-	 * namespace's sockets on our own addresses (DESIGN.md fact 2). */
-	if (bpf_get_netns_cookie(skops) != netns_cookie || !served(&f))
+	/* Several instances may share this cgroup (when the controller could
+	 * not make one of its own): take only our own namespace's sockets on
+	 * our own (family, address, port) (DESIGN.md fact 2). */
+	CTX_LOAD(fam, skops->family);
+	if (bpf_get_netns_cookie(skops) != netns_cookie || !served(&f, fam))
 		return 1;
 
 	s.cookie = bpf_get_socket_cookie(skops);

@@ -146,8 +146,14 @@ struct ml_control {
 	__u32 active;		/* config slot in use: 0 or 1 */
 };
 
-/* Served (address, port); addr is IPv6 or v4-mapped, all-zero = any. */
+/*
+ * Served (family, address, port): family is the listening socket's, which its
+ * children keep (a dual-stack [::] listener's IPv4 clients are AF_INET6,
+ * v4-mapped), so all-zero addr is "any" of that family only: 0.0.0.0 never
+ * stands for [::]. addr is IPv6 or v4-mapped, as in struct ml_flow.
+ */
 struct ml_listen_key {
+	__u32 family;		/* AF_INET or AF_INET6 */
 	__u32 port;		/* host order */
 	__u32 addr[4];		/* network order */
 };
@@ -221,6 +227,7 @@ struct ml_info {
 	__u32 pid;
 	__u32 engine;		/* ML_INFO_ENGINE_* */
 	__u32 max_sessions;
+	__u32 cgroup_own;	/* 1: cgroup is mailless's own child cgroup */
 	__u64 netns_cookie;
 	__u64 started;		/* CLOCK_REALTIME seconds */
 	char cgroup[256];	/* cgroup v2 path the sock_ops program is on */

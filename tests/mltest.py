@@ -273,7 +273,9 @@ class Server:
     def __init__(self, env, ns, args, pin_dir=None, host=None, engine=None, name="",
                  wrap=()):
         self.env, self.ns, self.args = env, ns, list(args)
-        self.wrap = list(wrap)  # a command prefix, e.g. prlimit --nofile=N:N --
+        # argv put between nsenter and mailless (it must exec mailless), e.g.
+        # prlimit --nofile=N:N --
+        self.wrap = list(wrap)
         self.pin_dir, self.host, self.engine, self.name = pin_dir, host, engine, name
         self.proc = None
         self.log = []
@@ -282,7 +284,8 @@ class Server:
         self.error = None
 
     def start(self, timeout=20):
-        cmd = self.wrap + ["nsenter", "--net=/run/netns/%s" % self.ns, MAILLESS, "run"] + self.args
+        cmd = (["nsenter", "--net=/run/netns/%s" % self.ns] + self.wrap + [MAILLESS, "run"]
+               + self.args)
         self.env.note("start %s: %s" % (self.name, " ".join(cmd[2:])))
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)

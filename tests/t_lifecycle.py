@@ -13,10 +13,11 @@ t_lifecycle.py - instances, reloads, shutdown and cleanup.
   `mailless status -j`: JSON naming the programs and the attachments, checked
   against bpftool;
   SIGTERM: open sessions get the shutdown 421 and a close, exit status 0,
-  nothing left under the pin dir, the sock_ops program no longer attached to
-  the server's cgroup, none of its programs loaded;
-  kill -9, then `mailless unload --pin-dir`: pins removed, nothing attached
-  or loaded.
+  nothing left under the pin dir, the kernel engine's own cgroup
+  (<start cgroup>/mailless-<pid>, where its sock_ops was) removed and its
+  sock_ops not on the start cgroup, none of its programs loaded;
+  kill -9, then `mailless unload --pin-dir`: pins removed, the killed
+  instance's empty cgroup removed, nothing attached or loaded.
 """
 import json
 import os
@@ -227,6 +228,7 @@ def sigterm(env, engine):
         t.fail("%s: server starts" % name, str(e))
         return
     cg = cgroup_path(srv.pid)
+    start_cg = cgroup_path(os.getpid())
     ours = {}
 
     def status():
@@ -296,10 +298,11 @@ def sigterm(env, engine):
     def detached():
         if not ours:
             raise AssertionError("program ids unknown (status -j failed)")
-        attached = [p for p in cgroup_progs(cg) if p.get("id") in ours.values()
-                    or (p.get("name") == "ml_sockops" and p.get("id") == ours.get("ml_sockops"))]
-        assert not attached, "still attached to %s: %r" % (cg, attached)
-    t.run("%s: sock_ops no longer attached to the cgroup" % name, detached)
+        assert cg != start_cg, "the server ran in the start cgroup %s" % cg
+        assert not os.path.exists(cg), "its cgroup %s is still there" % cg
+        attached = [p for p in cgroup_progs(start_cg) if p.get("id") in ours.values()]
+        assert not attached, "attached to %s: %r" % (start_cg, attached)
+    t.run("%s: its own cgroup removed, sock_ops on no cgroup" % name, detached)
 
     def unloaded():
         if not ours:
@@ -338,6 +341,7 @@ def kill9(env):
         t.fail("%s: server starts" % name, str(e))
         return
     cg = cgroup_path(srv.pid)
+    start_cg = cgroup_path(os.getpid())
     rc, st, _ = status_json(srv.pin_dir)
     ours = prog_ids_from_status(st)
     R = Replies(host)
@@ -359,8 +363,10 @@ def kill9(env):
 
     def nothing_attached():
         assert ours, "program ids unknown"
-        attached = [p for p in cgroup_progs(cg) if p.get("id") in ours.values()]
-        assert not attached, "still attached to %s: %r" % (cg, attached)
+        assert cg != start_cg, "the server ran in the start cgroup %s" % cg
+        assert not os.path.exists(cg), "the killed server's cgroup %s is still there" % cg
+        attached = [p for p in cgroup_progs(start_cg) if p.get("id") in ours.values()]
+        assert not attached, "still attached to %s: %r" % (start_cg, attached)
         deadline = time.monotonic() + 3
         while True:
             left = {i: n for i, n in ml_progs().items() if i in ours.values()}
@@ -368,7 +374,8 @@ def kill9(env):
                 break
             time.sleep(0.1)
         assert not left, "still loaded: %r" % left
-    t.run("%s: nothing attached or loaded after unload" % name, nothing_attached)
+    t.run("%s: its cgroup removed, nothing attached or loaded after unload" % name,
+          nothing_attached)
 
     def restart():
         srv2 = env.server(pair, engine="kernel", host=host, pin_dir=srv.pin_dir)

@@ -102,9 +102,10 @@ int ml_kernel_status(const char *dir, int json)
 
 	if (json) {
 		printf("{\"running\":%s,\"pid\":%u,\"engine\":\"kernel\",\"pin_dir\":\"%s\","
-		       "\"hostname\":\"%s\",\"cgroup\":\"%s\",\"sessions\":%ld,\"programs\":[",
+		       "\"hostname\":\"%s\",\"cgroup\":\"%s\",\"cgroup_own\":%s,"
+		       "\"sessions\":%ld,\"programs\":[",
 		       locked == 1 && !kill(inf.pid, 0) ? "true" : "false", inf.pid, dir,
-		       inf.hostname, inf.cgroup, nsess);
+		       inf.hostname, inf.cgroup, inf.cgroup_own ? "true" : "false", nsess);
 		for (i = 0; i < (int)N(progs); i++)
 			printf("%s{\"name\":\"%s\",\"id\":%u}", i ? "," : "", progs[i], ids[i]);
 		printf("],\"attachments\":{\"cgroup_sock_ops\":%s,\"sockhash_sk_skb_verdict\":%s,"
@@ -123,8 +124,9 @@ int ml_kernel_status(const char *dir, int json)
 		printf("hostname: %s\nsessions: %ld\n", inf.hostname, nsess);
 		for (i = 0; i < (int)N(progs); i++)
 			printf("program %-10s id %u\n", progs[i], ids[i]);
-		printf("sock_ops on cgroup %s: %s\n", inf.cgroup,
-		       on_cg == 1 ? "attached" : "NOT attached");
+		printf("sock_ops on cgroup %s (%s): %s\n", inf.cgroup,
+		       inf.cgroup_own ? "mailless's own" : "shared with every process "
+		       "started there", on_cg == 1 ? "attached" : "NOT attached");
 		printf("sk_skb verdict on sockhash: %s\n", on_skb == 1 ? "attached" : "NOT attached");
 		printf("sk_msg verdict on sockhash: %s\n", on_msg == 1 ? "attached" : "NOT attached");
 		printf("maps:");
@@ -182,6 +184,14 @@ int ml_kernel_unload(const char *dir)
 		close(pfd);
 	if (cgfd >= 0)
 		close(cgfd);
+	/* The cgroup of our own that a killed instance left (empty: rmdir
+	 * refuses a cgroup with processes in it). */
+	if (inf.cgroup_own && inf.cgroup[0] && kill(inf.pid, 0) && errno == ESRCH) {
+		if (!rmdir(inf.cgroup))
+			printf("removed cgroup %s\n", inf.cgroup);
+		else if (errno != ENOENT)
+			err("cannot remove cgroup %s: %s", inf.cgroup, strerror(errno));
+	}
 	mfd = ml_pinned_fd(dir, "socks");
 	if (mfd >= 0) {
 		pfd = ml_pinned_fd(dir, "ml_verdict");

@@ -9,9 +9,11 @@
  * Also `mailless status` and `mailless unload`, which work from the pins.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,8 +143,9 @@ static int ensure_bpffs(void)
 }
 
 /* Our own cgroup v2 directory: mount point from mountinfo + path from
- * /proc/self/cgroup ("0::/path"). Never hard-coded: hosts differ. */
-static int own_cgroup(char *path, size_t len)
+ * /proc/self/cgroup ("0::/path"). Never hard-coded: hosts differ. quiet:
+ * no message when there is none (the caller will say it). */
+static int own_cgroup(char *path, size_t len, int quiet)
 {
 	char line[4096], mnt[PATH_MAX] = "", rel[PATH_MAX] = "";
 	FILE *f = fopen("/proc/self/mountinfo", "re");
@@ -171,6 +174,8 @@ static int own_cgroup(char *path, size_t len)
 		}
 	fclose(f);
 	if (!mnt[0] || !rel[0]) {
+		if (quiet)
+			return -ENOENT;
 		err("no cgroup v2 hierarchy found in /proc/self/mountinfo; the kernel "
 		    "engine attaches sock_ops to a cgroup v2 (mount -t cgroup2 none "
 		    "/sys/fs/cgroup)");
@@ -178,6 +183,116 @@ static int own_cgroup(char *path, size_t len)
 	}
 	snprintf(path, len, "%s%s", mnt, strcmp(rel, "/") ? rel : "");
 	return 0;
+}
+
+/*
+ * A cgroup of our own. sock_ops runs for every socket of the cgroup it is
+ * attached to and of its descendants, whoever made the socket; a socket
+ * belongs to the cgroup of the process that called socket(), and a
+ * listener's children keep the listener's. So, before it creates any socket,
+ * the controller makes <its cgroup>/mailless-<pid>, moves into it, and
+ * sock_ops goes there: no socket of another program reaches it. The
+ * no-internal-process rule cannot refuse this (we are a process in our
+ * cgroup, so it has no controllers in subtree_control, or it is the root);
+ * what can: a read-only cgroupfs (containers), no write access (cgroup v2
+ * not delegated), a threaded or otherwise unusual hierarchy. Then sock_ops
+ * stays on the cgroup we were started in and ml_kernel_init() says what
+ * that means. At exit we move back and remove the child.
+ */
+static struct {
+	char parent[PATH_MAX];	/* where we were started */
+	char child[PATH_MAX];	/* ours; "" if none could be made */
+	char why[PATH_MAX + 160];	/* why not, for the warning */
+} cg_own;
+
+static int write_pid(const char *cg)
+{
+	char p[PATH_MAX + 16], b[24];
+	int fd, n, e = 0;
+
+	snprintf(p, sizeof(p), "%s/cgroup.procs", cg);
+	fd = open(p, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = snprintf(b, sizeof(b), "%d\n", (int)getpid());
+	if (write(fd, b, n) != n)
+		e = -errno;
+	close(fd);
+	return e;
+}
+
+/* Empty mailless-<pid> cgroups of dead instances (kill -9): rmdir refuses a
+ * populated one, so this can never remove a live instance's. */
+static void sweep_stale_cgroups(const char *parent)
+{
+	char p[PATH_MAX + 300];
+	struct dirent *de;
+	DIR *d = opendir(parent);
+	unsigned int pid;
+	char tail;
+
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (sscanf(de->d_name, "mailless-%u%c", &pid, &tail) == 1 &&
+		    kill((pid_t)pid, 0) && errno == ESRCH) {
+			snprintf(p, sizeof(p), "%s/%s", parent, de->d_name);
+			if (!rmdir(p))
+				dbg("removed the cgroup of dead instance %u: %s", pid, p);
+		}
+	closedir(d);
+}
+
+void ml_kernel_cgroup_enter(void)
+{
+	char now[PATH_MAX];
+	int e;
+
+	cg_own.child[0] = 0;
+	if (own_cgroup(cg_own.parent, sizeof(cg_own.parent), 1)) {
+		snprintf(cg_own.why, sizeof(cg_own.why), "no cgroup v2 hierarchy");
+		return;
+	}
+	sweep_stale_cgroups(cg_own.parent);
+	if (snprintf(cg_own.child, sizeof(cg_own.child), "%s/mailless-%d", cg_own.parent,
+		     (int)getpid()) >= (int)sizeof(cg_own.child) ||
+	    strlen(cg_own.child) >= sizeof(((struct ml_info *)0)->cgroup)) {
+		snprintf(cg_own.why, sizeof(cg_own.why), "the path %s/mailless-%d is too "
+			 "long", cg_own.parent, (int)getpid());
+		cg_own.child[0] = 0;
+		return;
+	}
+	if (mkdir(cg_own.child, 0755) && errno != EEXIST) {
+		e = errno;
+		snprintf(cg_own.why, sizeof(cg_own.why), "mkdir %s: %s%s", cg_own.child,
+			 strerror(e), e == EROFS ? " (the cgroup file system is mounted "
+			 "read-only, as in most containers)" : e == EACCES || e == EPERM ?
+			 " (cgroup v2 is not delegated to us)" : "");
+		cg_own.child[0] = 0;
+		return;
+	}
+	if ((e = write_pid(cg_own.child)) || own_cgroup(now, sizeof(now), 1) ||
+	    strcmp(now, cg_own.child)) {
+		snprintf(cg_own.why, sizeof(cg_own.why), "moving into %s: %s", cg_own.child,
+			 e ? strerror(-e) : "we are not in it afterwards");
+		if (e)
+			rmdir(cg_own.child);
+		cg_own.child[0] = 0;
+		return;
+	}
+	dbg("moved into a cgroup of our own: %s", cg_own.child);
+}
+
+void ml_kernel_cgroup_leave(void)
+{
+	int e;
+
+	if (!cg_own.child[0])
+		return;
+	if ((e = write_pid(cg_own.parent)) || rmdir(cg_own.child))
+		warn("cannot remove our cgroup %s: %s (rmdir it once mailless has exited)",
+		     cg_own.child, strerror(e ? -e : errno));
+	cg_own.child[0] = 0;
 }
 
 /* Is capability cap in our effective set? (/proc/self/status CapEff) */
@@ -702,7 +817,9 @@ static int fill_listeners(struct ml_server *srv, struct kpriv *k)
 
 	for (i = 0; i < srv->opts.nlisten; i++) {
 		const struct ml_listen *l = &srv->opts.listen[i];
-		struct ml_listen_key key = {};
+		/* The socket's own family: 0.0.0.0 serves AF_INET children
+		 * only, [::] (dual-stack) AF_INET6 ones, v4-mapped included. */
+		struct ml_listen_key key = { .family = l->ss.ss_family };
 
 		if (l->ss.ss_family == AF_INET) {
 			const struct sockaddr_in *in = (const void *)&l->ss;
@@ -771,7 +888,7 @@ int ml_kernel_init(struct ml_server *srv)
 		explain("reading the network namespace cookie (SO_NETNS_COOKIE)", errno);
 		return e;
 	}
-	if ((e = own_cgroup(cg, sizeof(cg))))
+	if ((e = own_cgroup(cg, sizeof(cg), 0)))
 		return e;
 	cgfd = open(cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cgfd < 0) {
@@ -860,6 +977,7 @@ int ml_kernel_init(struct ml_server *srv)
 	inf.pid = getpid();
 	inf.engine = ML_INFO_ENGINE_KERNEL;
 	inf.max_sessions = srv->opts.max_sessions;
+	inf.cgroup_own = cg_own.child[0] && !strcmp(cg, cg_own.child);
 	inf.netns_cookie = netns;
 	inf.started = time(NULL);
 	snprintf(inf.cgroup, sizeof(inf.cgroup), "%s", cg);
@@ -869,6 +987,15 @@ int ml_kernel_init(struct ml_server *srv)
 		explain("pinning under the pin dir", -e);
 		goto fail;
 	}
+	if (!cg_own.child[0] || strcmp(cg, cg_own.child))
+		warn("sock_ops stays on %s, shared with every process started there: "
+		     "mailless cannot make a cgroup of its own (%s). It still admits "
+		     "only connections to its own (family, address, port) in its own "
+		     "network namespace, but a socket of another program in that cgroup "
+		     "with the same local address and port (a transparent proxy, for "
+		     "one) would be answered by mailless; give it a writable cgroup v2 "
+		     "(systemd: Delegate=yes)", cg, cg_own.child[0] ? "it was moved out of "
+		     "its own" : cg_own.why[0] ? cg_own.why : "it was not asked to");
 	close(cgfd);
 	dbg("kernel engine: cgroup %s, netns cookie %llu, pin dir %s", cg,
 	    (unsigned long long)netns, srv->opts.pin_dir);

@@ -516,7 +516,11 @@ int ml_serve(struct ml_opts *o, const struct ml_cli_set *cli, int ncli)
 	}
 
 	/* Bind first, load and attach the engine, and only then listen: no
-	 * connection may arrive before the kernel path is ready for it. */
+	 * connection may arrive before the kernel path is ready for it. The
+	 * listeners are made in the kernel engine's own cgroup, so that their
+	 * children are the only sockets its sock_ops sees. */
+	if (srv->opts.engine != ML_ENGINE_USER)
+		ml_kernel_cgroup_enter();
 	for (i = 0; i < srv->opts.nlisten; i++) {
 		int fd = open_listener(&srv->opts.listen[i]);
 
@@ -675,6 +679,7 @@ out:
 	ml_guard_stop(srv);	/* before the pin dir goes */
 	if (srv->eng_priv)
 		ml_bpf_shutdown(srv);
+	ml_kernel_cgroup_leave();
 	if (srv->epfd >= 0)
 		close(srv->epfd);
 	if (srv->sigfd >= 0)

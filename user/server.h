@@ -130,6 +130,11 @@ extern const struct ml_engine_ops ml_kernel_engine;
 extern const struct ml_engine_ops ml_user_engine;
 /* The user engine's state for a session just accepted from peer. */
 int ml_usess_new(struct ml_session *s, const struct sockaddr_storage *peer);
+/* Before the kernel engine's sockets exist: move into a cgroup of our own,
+ * <cgroup>/mailless-<pid>, where its sock_ops sees only our sockets (where the
+ * hierarchy refuses, ml_kernel_init() warns); at exit, move back, remove it. */
+void ml_kernel_cgroup_enter(void);
+void ml_kernel_cgroup_leave(void);
 /* Load the kernel engine; returns a negative errno and says why on failure. */
 int ml_kernel_init(struct ml_server *srv);
 int ml_kernel_status(const char *pin_dir, int json);

@@ -53,8 +53,13 @@ setup sa ca
 setup sb cb
 start sa rcpt a.mx.test && PA=$PID
 start sb rfc7504 b.mx.test && PB=$PID
-# Both instances share this cgroup, the port and the addresses: each must
-# answer only its own namespace's sessions.
+# Both instances were started from this cgroup (each moves into a child of
+# its own) and share the port and the addresses: each must answer only its
+# own namespace's sessions.
+for p in ${PA:-} ${PB:-}; do
+    grep -qx "0::/mailless-$p" /proc/$p/cgroup ||
+        { say "pid $p is not in a cgroup of its own: $(cat /proc/$p/cgroup)"; fail=1; }
+done
 check ca 10.61.0.1 a.mx.test rcpt
 check cb 10.61.0.1 b.mx.test rfc7504
 check ca fd00:61::1 a.mx.test rcpt
@@ -68,6 +73,8 @@ done
 for f in /tmp/sa.log /tmp/sb.log; do
     grep -q 'Error' $f && { say "error in $f:"; cat $f; fail=1; }
 done
+left=$(ls -d /sys/fs/cgroup/mailless-* 2>/dev/null)
+[ -z "$left" ] || { say "cgroups left: $left"; fail=1; }
 left=$(ls /sys/fs/bpf)
 [ -z "$left" ] || { say "left pinned: $left"; ls -laR /sys/fs/bpf; cat /tmp/sa.log /tmp/sb.log; fail=1; }
 [ $fail = 0 ] && say "all ok"
