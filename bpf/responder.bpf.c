@@ -34,6 +34,13 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* The one field of the kernel's struct tcp_sock the verdict reads (through
+ * bpf_skc_to_tcp_sock, Linux 5.9+): libbpf relocates its offset against the
+ * running kernel's BTF, so no vmlinux.h is needed. */
+struct tcp_sock {
+	__u64 bytes_acked;	/* RFC 4898 tcpEStatsAppHCThruOctetsAcked */
+} __attribute__((preserve_access_index));
+
 /* Set by the controller before load. */
 const volatile __u64 netns_cookie;	/* the controller's network namespace */
 
@@ -42,6 +49,22 @@ const volatile __u64 netns_cookie;	/* the controller's network namespace */
  * every loop, without a syscall, and then sweeps the session map for the
  * lost_op/lost_peer marks. */
 __u64 events_lost;
+
+/* Entries in the session map now (admitted sockets not yet TCP_CLOSE, the
+ * orphans the controller already closed included): the sessions_map gauge.
+ * Read through the same mmap of .bss. */
+__u64 sessions_live;
+
+/* Set by sock_ops on each socket it admitted: its cookie. The controller
+ * looks it up by fd right after accept() (one syscall, in place of
+ * SO_COOKIE): a socket without it was not admitted (the session map was
+ * full) and gets 421 busy instead of a greeting and silence. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);
+} admitted SEC(".maps");
 
 /* max_entries of these two are sized by the controller before load. */
 struct {
@@ -272,6 +295,8 @@ int ml_sockops(struct bpf_sock_ops *skops)
 	struct ml_flow f = {};
 	struct ml_sock s = {};
 	__u32 op = skops->op, fam;
+	struct bpf_sock *sk;
+	__u64 *ck;
 
 	if (op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB &&
 	    op != BPF_SOCK_OPS_STATE_CB)
@@ -294,8 +319,8 @@ int ml_sockops(struct bpf_sock_ops *skops)
 		    (st == TCP_CLOSE_STATE && (old == TCP_ESTABLISHED_STATE ||
 					       old == TCP_CLOSE_WAIT_STATE)))
 			peer_event(&f, st);
-		if (st == TCP_CLOSE_STATE)
-			bpf_map_delete_elem(&sessions, &f);
+		if (st == TCP_CLOSE_STATE && bpf_map_delete_elem(&sessions, &f) == 0)
+			__sync_fetch_and_add(&sessions_live, -1);
 		return 1;
 	}
 
@@ -314,6 +339,15 @@ int ml_sockops(struct bpf_sock_ops *skops)
 		bpf_map_delete_elem(&sessions, &f);
 		return 1;
 	}
+	sk = skops->sk;
+	ck = sk ? bpf_sk_storage_get(&admitted, sk, 0, BPF_SK_STORAGE_GET_F_CREATE) : NULL;
+	if (!ck) {	/* the controller refuses it, and sock_ops forgets it */
+		bpf_map_delete_elem(&socks, &f);
+		bpf_map_delete_elem(&sessions, &f);
+		return 1;
+	}
+	*ck = s.cookie;
+	__sync_fetch_and_add(&sessions_live, 1);
 	/* So that TCP_CLOSE removes the session entry: none outlives its
 	 * socket (DESIGN.md fact 9a). */
 	bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG);
@@ -343,10 +377,13 @@ static __always_inline __u32 chunk_len(__u32 left)
 struct scan_out {
 	__u32 nops;		/* opcodes written at the front */
 	__u32 text;		/* octets those opcodes and their text take */
+	__u32 reply;		/* octets of their text alone */
+	__u32 backlog;		/* reply octets unacknowledged before this segment */
 	__u32 slot;		/* config slot the lengths come from */
 	__u32 dialect;
 	__u32 closing;
 	__u32 first_op;
+	__u32 err;		/* a store failed: the segment must not go out */
 };
 
 /*
@@ -376,7 +413,7 @@ __noinline long line_done(struct __sk_buff *skb, struct scan_out *o, struct ml_s
 {
 	const struct ml_config *cfg;
 	__u32 slot;
-	__u8 op;
+	__u8 op, tag;
 
 	if (!o || !s)
 		return 1;
@@ -391,23 +428,38 @@ __noinline long line_done(struct __sk_buff *skb, struct scan_out *o, struct ml_s
 	op = ml_reply_op(o->dialect, verb);
 	/* sk_msg expands one segment's replies in one pass, and packet
 	 * offsets stop at 64 KiB: past SEG_TEXT_MAX the session ends with a
-	 * 421 instead of losing replies (README "Requirements and limits"). */
+	 * 421 instead of losing replies (README "Requirements and limits").
+	 * Past ML_BACKLOG_MAX of replies the client has not taken, it ends
+	 * with a 421 too. Room for either 421 (and for a greeting the verdict
+	 * may have to put in front) is kept in both budgets. */
 	cfg = bpf_map_lookup_elem(&config, &slot);
-	if (cfg) {
-		/* +1: the opcode octets share the pass's 64 KiB window. */
-		__u32 need = reply_len(cfg, op) + 1 + reply_len(cfg, ML_OP_GREET) +
-			     reply_len(cfg, ML_OP_PIPELINE) + 1;
+	if (!cfg) {
+		o->err = 1;
+		return 1;
+	}
+	{
+		__u32 len = reply_len(cfg, op), greet = reply_len(cfg, ML_OP_GREET);
+		__u32 bye = reply_len(cfg, ML_OP_PIPELINE) > reply_len(cfg, ML_OP_BACKLOG) ?
+			    reply_len(cfg, ML_OP_PIPELINE) : reply_len(cfg, ML_OP_BACKLOG);
 
-		if (o->text + need > SEG_TEXT_MAX)
+		/* +1 a reply: the opcode octets share the pass's window. */
+		if (o->text + len + 1 + greet + bye + 1 > SEG_TEXT_MAX)
 			op = ML_OP_PIPELINE;
-		o->text += reply_len(cfg, op) + 1;
+		else if ((__u64)o->backlog + o->reply + len + greet + bye > ML_BACKLOG_MAX)
+			op = ML_OP_BACKLOG;
+		len = reply_len(cfg, op);
+		o->text += len + 1;
+		o->reply += len;
 	}
 	/* Opcode k goes to offset k, never past the line end that produced
 	 * it: bytes not yet read are never overwritten. */
-	if (bpf_skb_store_bytes(skb, o->nops, &op, 1, 0))
+	tag = op | (slot ? ML_OP_SLOT_FLAG : 0);
+	if (bpf_skb_store_bytes(skb, o->nops, &tag, 1, 0)) {
+		o->err = 1;
 		return 1;
+	}
 	if (o->nops == 0)
-		o->first_op = op;
+		o->first_op = tag;
 	o->nops++;
 	if (ml_op_closes(op)) {
 		o->closing = 1;
@@ -458,6 +510,7 @@ static const __u8 zeroes[CHUNK];
 struct pad {
 	struct __sk_buff *skb;
 	__u32 from, len;
+	__u32 err;
 };
 
 static long zero_pad(__u64 index, void *data)
@@ -468,9 +521,40 @@ static long zero_pad(__u64 index, void *data)
 	if (off >= pd->len)
 		return 1;
 	n = chunk_len(pd->len - off);
-	if (bpf_skb_store_bytes(pd->skb, off, zeroes, n, 0))
+	if (bpf_skb_store_bytes(pd->skb, off, zeroes, n, 0)) {
+		pd->err = 1;
 		return 1;
+	}
 	return 0;
+}
+
+/* Packet offsets of the helpers stop below 64 KiB (MAX_PACKET_OFF): no
+ * segment longer than this is redirected, so that every octet of one that is
+ * can be overwritten. Loopback and GRO can deliver longer ones. */
+#define SEG_MAX 0xffff
+
+/*
+ * The segment cannot be answered in place: drop it, stop answering, and have
+ * the controller send the 421 op (ML_EV_FAIL). Nothing of the segment goes
+ * out; replies still queued from earlier segments go first (kern.c waits).
+ */
+static __always_inline int verdict_fail(struct ml_sock *s, __u32 op)
+{
+	struct ml_event *ev;
+
+	s->closing = 1;
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		s->lost_fail = op;
+		__sync_fetch_and_add(&events_lost, 1);
+		return SK_DROP;
+	}
+	ev->cookie = s->cookie;
+	ev->out_bytes = 0;
+	ev->type = ML_EV_FAIL;
+	ev->op = op;
+	bpf_ringbuf_submit(ev, 0);
+	return SK_DROP;
 }
 
 SEC("sk_skb")	/* libbpf 1.1 knows no "sk_skb/verdict"; attached as BPF_SK_SKB_VERDICT */
@@ -478,9 +562,12 @@ int ml_verdict(struct __sk_buff *skb)
 {
 	const struct ml_config *cfg;
 	struct ml_flow f = {};
+	struct bpf_sock *sk;
+	struct tcp_sock *tp;
 	struct ml_sock *s;
 	struct scan sc = {};
-	struct pad pd;
+	struct pad pd = {};
+	__u64 promised, acked;
 	__u32 len = skb->len;
 
 	ML_FLOW_FROM(skb, &f);
@@ -488,13 +575,29 @@ int ml_verdict(struct __sk_buff *skb)
 	cfg = active_config();
 	if (!s || !cfg || s->closing || len == 0)
 		return SK_DROP;
+	stat_add(ML_ST_RX_BYTES, len);
+	if (len > SEG_MAX)
+		return verdict_fail(s, ML_OP_PIPELINE);
 
 	/* Linearize everything, or the unpulled rest leaks to the client on
 	 * redirect (DESIGN.md fact 4). */
 	if (bpf_skb_pull_data(skb, len))
-		return SK_DROP;
+		return verdict_fail(s, ML_OP_ERROR);
 
-	stat_add(ML_ST_RX_BYTES, len);
+	/* What the client has not taken yet: every octet this socket sends
+	 * is reply text, and s->promised counts all of it from the moment it
+	 * is committed, so promised - bytes_acked is the backlog. */
+	sk = skb->sk;
+	if (!sk)
+		return verdict_fail(s, ML_OP_ERROR);
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return verdict_fail(s, ML_OP_ERROR);
+	acked = tp->bytes_acked;
+	promised = s->promised;
+	sc.out.backlog = promised > acked ? (promised - acked > ML_BACKLOG_MAX ?
+					     ML_BACKLOG_MAX : promised - acked) : 0;
+
 	sc.skb = skb;
 	sc.s = s;
 	sc.len = len;
@@ -502,6 +605,8 @@ int ml_verdict(struct __sk_buff *skb)
 	sc.out.slot = active_slot();
 	bpf_loop(len, scan_step, &sc, 0);
 
+	if (sc.out.err)
+		return verdict_fail(s, ML_OP_ERROR);
 	if (sc.out.closing)
 		s->closing = 1;
 	if (sc.out.nops == 0)
@@ -510,35 +615,56 @@ int ml_verdict(struct __sk_buff *skb)
 		stat_add(ML_ST_MULTI_LINE, 1);
 	stat_max(ML_ST_PIPELINE_MAX, sc.out.nops);
 
-	/* A client that talked before the controller greeted it gets the
-	 * greeting from here, in front of its first reply. */
-	if (!s->greeted && __sync_val_compare_and_swap(&s->greeted, 0, 1) == 0) {
-		__u8 op = sc.out.first_op | ML_OP_GREET_FLAG;
-
-		bpf_skb_store_bytes(skb, 0, &op, 1, 0);
-	}
-	__sync_fetch_and_add(&s->ops_out, sc.out.nops);
-
 	/* The skb keeps its length; zeroed padding is skipped by sk_msg
-	 * wherever the stack splits the message. */
+	 * wherever the stack splits the message. Not one of the client's
+	 * octets may stay in it. */
 	pd.skb = skb;
 	pd.from = sc.out.nops;
 	pd.len = len;
 	if (sc.out.nops < len)
 		bpf_loop((len - sc.out.nops + CHUNK - 1) / CHUNK, zero_pad, &pd, 0);
+	if (pd.err)
+		return verdict_fail(s, ML_OP_ERROR);
 
+	/* A client that talked before the controller greeted it gets the
+	 * greeting from here, in front of its first reply. */
+	if (!s->greeted && __sync_val_compare_and_swap(&s->greeted, 0, 1) == 0) {
+		__u8 op = sc.out.first_op | ML_OP_GREET_FLAG;
+		const struct ml_config *gc = bpf_map_lookup_elem(&config, &sc.out.slot);
+
+		if (bpf_skb_store_bytes(skb, 0, &op, 1, 0) || !gc)
+			return verdict_fail(s, ML_OP_ERROR);
+		sc.out.reply += reply_len(gc, ML_OP_GREET);
+	}
+	__sync_fetch_and_add(&s->promised, sc.out.reply);
+	__sync_fetch_and_add(&s->ops_out, sc.out.nops);
 	return bpf_sk_redirect_hash(skb, &socks, &f, 0);
 }
 
 /* ---- sk_msg: opcodes to text -------------------------------------------- */
 
+/* The config slot an opcode octet was budgeted with. */
+static __always_inline __u32 op_slot(__u32 b)
+{
+	return (b & ML_OP_SLOT_FLAG) ? 1 : 0;
+}
+
+/* An octet the verdict program can have written: a reply opcode it emits,
+ * with its flags. Anything else in an opcode list means the list is not
+ * ours to expand. */
+static __always_inline int op_valid(__u32 b)
+{
+	__u32 op = b & ML_OP_MASK;
+
+	return !(b & 0x80) && op >= ML_OP_GREET && op <= ML_OP_KERNEL_MAX;
+}
+
 struct expand {
 	struct sk_msg_md *msg;
-	__u32 slot;
 	__u32 text_len;		/* bytes of text in front of the opcodes */
-	__u32 nops;
 	__u32 pos;		/* next text byte to write */
 	__u32 last_op;
+	__u32 err;
 };
 
 /* Copy one reply into the message at ex->pos. */
@@ -562,7 +688,7 @@ static __always_inline int put_reply(struct expand *ex, const struct ml_config *
 		 * added to the pointer on 6.1. The range check needs
 		 * umax + 1 <= MAX_PACKET_OFF. */
 		asm volatile("" : "+r"(p));
-		if (p >= 0xffff)
+		if (p >= SEG_MAX)
 			return -1;
 		d = data + p;
 		if (d + 1 > end)
@@ -579,29 +705,34 @@ static long expand_op(__u64 index, void *data)
 	struct sk_msg_md *msg = ex->msg;
 	__u8 *d = msg->data, *end = msg->data_end;
 	const struct ml_config *cfg;
-	__u32 off = ex->text_len + (__u32)index, op;
+	__u32 off = ex->text_len + (__u32)index, op, slot;
 
-	cfg = bpf_map_lookup_elem(&config, &ex->slot);
-	if (!cfg || off >= 0xffff || d + off + 1 > end)
-		return 1;
+	if (off >= SEG_MAX || d + off + 1 > end)
+		goto fail;
 	op = d[off];
+	slot = op_slot(op);
+	cfg = bpf_map_lookup_elem(&config, &slot);
+	if (!cfg)
+		goto fail;
 	if (op & ML_OP_GREET_FLAG)
 		if (put_reply(ex, cfg, ML_OP_GREET))
-			return 1;
+			goto fail;
 	op &= ML_OP_MASK;
 	if (put_reply(ex, cfg, op))
-		return 1;
+		goto fail;
 	ex->last_op = op;
 	return 0;
+fail:
+	ex->err = 1;
+	return 1;
 }
 
 struct count {
 	struct sk_msg_md *msg;
 	__u32 greets;
-	__u32 slot;
 	__u32 nops;
 	__u32 text_len;
-	__u32 size;
+	__u32 err;
 };
 
 static long count_op(__u64 index, void *data)
@@ -610,25 +741,74 @@ static long count_op(__u64 index, void *data)
 	struct sk_msg_md *msg = c->msg;
 	__u8 *d = msg->data, *end = msg->data_end;
 	const struct ml_config *cfg;
-	__u32 i = index, op;
+	__u32 i = index, b, op, slot;
 
-	cfg = bpf_map_lookup_elem(&config, &c->slot);
-	if (!cfg || i >= 0xffff || d + i + 1 > end)
+	if (i >= SEG_MAX || d + i + 1 > end)
 		return 1;
-	op = d[i];
-	if (op == ML_OP_END)
+	b = d[i];
+	if (b == ML_OP_END)
 		return 1;
+	if (!op_valid(b)) {
+		c->err = 1;
+		return 1;
+	}
+	slot = op_slot(b);
+	cfg = bpf_map_lookup_elem(&config, &slot);
+	if (!cfg) {
+		c->err = 1;
+		return 1;
+	}
+	op = b & ML_OP_MASK;
 	/* Replies are counted here rather than while copying them: the
 	 * copying callback is as large as the 6.18 verifier walks. */
-	if (op & ML_OP_GREET_FLAG) {
+	if (b & ML_OP_GREET_FLAG) {
 		c->greets++;
 		c->text_len += reply_len(cfg, ML_OP_GREET);
 		stat_add(ml_code_stat(ml_op_code(cfg->dialect, ML_OP_GREET)), 1);
 	}
-	c->text_len += reply_len(cfg, op & ML_OP_MASK);
-	stat_add(ml_code_stat(ml_op_code(cfg->dialect, op & ML_OP_MASK)), 1);
+	c->text_len += reply_len(cfg, op);
+	stat_add(ml_code_stat(ml_op_code(cfg->dialect, op)), 1);
 	c->nops++;
 	return 0;
+}
+
+/*
+ * Send nothing of this message. Popping all of it cannot need memory (it
+ * splits no element); if it fails all the same, SK_DROP, which tcp_bpf then
+ * applies to every later message of the socket: the session ends without
+ * its 421, but no octet that is not reply text leaves.
+ */
+static __always_inline int msg_drop(struct sk_msg_md *msg, __u32 size)
+{
+	if (bpf_msg_pop_data(msg, 0, size, 0)) {
+		stat_add(ML_ST_MSG_DROPS, 1);
+		return SK_DROP;
+	}
+	return SK_PASS;
+}
+
+/* Expanding failed: drop this message and every later opcode of the
+ * session, and have the controller send a 421 and close (ML_EV_FAIL). */
+static __always_inline int msg_fail(struct sk_msg_md *msg, struct ml_sock *s, __u32 size)
+{
+	struct ml_event *ev;
+
+	if (!s->msg_failed) {
+		s->msg_failed = 1;
+		s->closing = 1;
+		ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+		if (!ev) {
+			s->lost_fail = ML_OP_ERROR;
+			__sync_fetch_and_add(&events_lost, 1);
+		} else {
+			ev->cookie = s->cookie;
+			ev->out_bytes = 0;
+			ev->type = ML_EV_FAIL;
+			ev->op = ML_OP_ERROR;
+			bpf_ringbuf_submit(ev, 0);
+		}
+	}
+	return msg_drop(msg, size);
 }
 
 SEC("sk_msg")
@@ -646,18 +826,21 @@ int ml_msg(struct sk_msg_md *msg)
 	s = bpf_map_lookup_elem(&sessions, &f);
 	if (!s || size == 0)
 		return SK_PASS;
+	/* After the closing reply nothing more goes out. */
+	if (s->msg_closed)
+		return msg_drop(msg, size);
 	if (bpf_msg_pull_data(msg, 0, size, 0))
-		return SK_PASS;
+		return msg_fail(msg, s, size);
 	d = msg->data;
 	end = msg->data_end;
 	if (d + 1 > end)
-		return SK_PASS;
+		return msg_fail(msg, s, size);
 	first = d[0];
 
-	if (first >= '0') {
-		/* A reply line the controller wrote itself. A greeting loses to
-		 * one the verdict program already sent (a client that talked
-		 * first); a 421 always goes. */
+	if (first >= '0' && first <= '9') {
+		/* A reply line the controller wrote itself (opcodes are never
+		 * digits). A greeting loses to one the verdict program already
+		 * sent (a client that talked first); a 421 always goes. */
 		if (first != '4') {
 			if (__sync_val_compare_and_swap(&s->greeted, 0, 1) != 0) {
 				/* Never SK_DROP here: tcp_bpf keeps a dropping
@@ -665,13 +848,13 @@ int ml_msg(struct sk_msg_md *msg)
 				 * running this program, to every later message
 				 * of the socket (the replies included). Send an
 				 * empty message instead. */
-				bpf_msg_pop_data(msg, 0, size, 0);
-				return SK_PASS;
+				return msg_drop(msg, size);
 			}
 		} else {
 			s->greeted = 1;
 		}
 		__sync_fetch_and_add(&s->out_bytes, size);
+		__sync_fetch_and_add(&s->promised, size);
 		__sync_fetch_and_add(&s->sum.nreplies, 1);
 		stat_add(ML_ST_TX_BYTES, size);
 		if (d + 3 <= end) {
@@ -682,28 +865,35 @@ int ml_msg(struct sk_msg_md *msg)
 		}
 		return SK_PASS;
 	}
+	/* Opcodes from the verdict program, or its zeroed padding. */
+	if (s->msg_failed)
+		return msg_drop(msg, size);
 
-	c.slot = active_slot();
 	c.msg = msg;
 	bpf_loop(size, count_op, &c, 0);
+	if (c.err || c.text_len + c.nops > SEG_MAX)
+		return msg_fail(msg, s, size);
+	if (c.nops == 0)
+		return msg_drop(msg, size);	/* padding only */
 
 	/* Drop the zeroed padding, then make room for the text in front of
-	 * the opcodes and fill it in. */
-	if (c.nops < size)
-		bpf_msg_pop_data(msg, c.nops, size - c.nops, 0);
-	if (c.nops == 0)
-		return SK_PASS;
+	 * the opcodes and fill it in. Every step is checked: a message goes
+	 * out whole, or not at all. */
+	if (c.nops < size && bpf_msg_pop_data(msg, c.nops, size - c.nops, 0))
+		return msg_fail(msg, s, size);
 	if (bpf_msg_push_data(msg, 0, c.text_len, 0))
-		return SK_PASS;
+		return msg_fail(msg, s, msg->size);
 	if (bpf_msg_pull_data(msg, 0, c.text_len + c.nops, 0))
-		return SK_PASS;
+		return msg_fail(msg, s, msg->size);
 
 	ex.msg = msg;
-	ex.slot = c.slot;
 	ex.text_len = c.text_len;
 	ex.last_op = ML_OP_END;
 	bpf_loop(c.nops, expand_op, &ex, 0);
-	bpf_msg_pop_data(msg, c.text_len, c.nops, 0);
+	if (ex.err || ex.pos != c.text_len)
+		return msg_fail(msg, s, msg->size);
+	if (bpf_msg_pop_data(msg, c.text_len, c.nops, 0))
+		return msg_fail(msg, s, msg->size);
 
 	__sync_fetch_and_add(&s->out_bytes, c.text_len);
 	stat_add(ML_ST_TX_BYTES, c.text_len);
@@ -711,6 +901,7 @@ int ml_msg(struct sk_msg_md *msg)
 	__sync_fetch_and_add(&s->sum.nreplies, c.nops + c.greets);
 
 	if (ml_op_closes(ex.last_op)) {
+		s->msg_closed = 1;
 		ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 		if (!ev) {
 			s->lost_op = ex.last_op;

@@ -22,9 +22,13 @@ enum ml_dialect {
  * with one opcode octet per reply (a line is at least one octet, so they
  * always fit), ends the list with ML_OP_END when room is left, and the sk_msg
  * program expands each opcode into the text rendered in struct ml_config.
- * Opcodes stay below ML_OP_GREET_FLAG so that they can never be mistaken for
- * the first octet of a reply line ('2', '4', '5') that the controller sends
- * itself.
+ *
+ * An opcode octet is op | ML_OP_GREET_FLAG (first opcode only: send the
+ * greeting in front) | ML_OP_SLOT_FLAG (the config slot the verdict budgeted
+ * the reply lengths with, so that sk_msg expands with the same one). Its
+ * values are 0x01-0x2f and 0x41-0x6f: never an ASCII digit, which is how
+ * sk_msg tells them from a reply line the controller sends itself ('2', '4'
+ * or '5' first).
  */
 enum ml_op {
 	ML_OP_END = 0,		/* end of the opcode list; the rest is padding */
@@ -37,13 +41,30 @@ enum ml_op {
 	ML_OP_TOOLONG,		/* 500 line too long */
 	ML_OP_FLOOD,		/* 421 no line end in 64 KiB, then close */
 	ML_OP_PIPELINE,		/* 421 one segment wants over 60 KiB of replies */
+	ML_OP_BACKLOG,		/* 421 over ML_BACKLOG_MAX of replies unread */
+	ML_OP_KERNEL_MAX = ML_OP_BACKLOG, /* the last one the verdict emits */
 	/* Sent by the controller itself, never by the kernel: */
 	ML_OP_TIMEOUT,		/* 421 idle timeout */
 	ML_OP_MAXTIME,		/* 421 session time limit */
 	ML_OP_BUSY,		/* 421 too many sessions */
 	ML_OP_SHUTDOWN,		/* 421 shutting down */
+	ML_OP_ERROR,		/* 421 after an internal failure (ML_EV_FAIL) */
 	ML_OP__MAX,
 };
+
+#define ML_OP_GREET_FLAG 0x20
+#define ML_OP_SLOT_FLAG	 0x40
+#define ML_OP_MASK	 0x1f
+
+/*
+ * Reply octets a session may have outstanding: produced for it but not yet
+ * acknowledged by the client (queued in the kernel, in the socket, or in
+ * flight). A client that sends commands and does not read its replies gets,
+ * past this, a 421 and a close (close reason unread_backlog), in both
+ * engines. About a default-tuned socket send buffer; a client that reads
+ * never comes near it.
+ */
+#define ML_BACKLOG_MAX	(256 * 1024)
 
 /*
  * Counters, one PERCPU_ARRAY slot each (map `stats`, key type enum ml_stat so
@@ -88,7 +109,9 @@ enum ml_op {
 	X(PIPELINE_MAX, pipeline_max)	/* most lines in one segment: a maximum */ \
 	X(ACTIVE, active)		/* open sessions now (gauge, controller) */ \
 	X(LOG_DROPPED, log_dropped)	/* session log lines over the rate cap */ \
-	X(EVENTS_LOST, events_lost)	/* ring buffer full: recovered by a sweep */
+	X(EVENTS_LOST, events_lost)	/* ring buffer full: recovered by a sweep */ \
+	X(MSG_DROPS, msg_drops)		/* sk_msg could not empty a message: SK_DROP */ \
+	X(SESSIONS_MAP, sessions_map)	/* entries in the kernel session map (gauge) */
 
 /*
  * Counters. The map `stats` is a PERCPU_ARRAY with one entry whose value is
@@ -117,13 +140,9 @@ struct ml_stats {
 static inline int ml_stat_controller(unsigned int k)
 {
 	return (k >= ML_ST_CLOSE_QUIT && k <= ML_ST_CLOSE_SHUTDOWN) ||
-	       k == ML_ST_ACTIVE || k == ML_ST_LOG_DROPPED || k == ML_ST_EVENTS_LOST;
+	       k == ML_ST_ACTIVE || k == ML_ST_LOG_DROPPED || k == ML_ST_EVENTS_LOST ||
+	       k == ML_ST_SESSIONS_MAP;
 }
-
-/* Set on the first opcode of a segment when the verdict program, not the
- * controller, must send the greeting (a client that talked first). */
-#define ML_OP_GREET_FLAG 0x20
-#define ML_OP_MASK	 0x1f
 
 struct ml_reply {
 	__u32 len;
@@ -210,11 +229,21 @@ struct ml_sock {
 	__u32 greeted;		/* the greeting was sent (cmpxchg 0 -> 1) */
 	__u32 closing;		/* a closing reply was emitted; ignore input */
 	__u32 logged;		/* the ML_EV_LOG record was sent */
+	/* sk_msg: a closing reply went out (msg_closed), or expanding failed
+	 * (msg_failed): opcodes that still arrive are dropped whole. */
+	__u32 msg_closed;
+	__u32 msg_failed;
+	/* Reply octets committed so far (the verdict's budget, the
+	 * controller's lines): minus the socket's bytes_acked, the backlog
+	 * checked against ML_BACKLOG_MAX. */
+	__u64 promised;
 	/* An event the ring buffer had no room for: the controller finds it
 	 * here when events_lost moves (ML_EV_CLOSE: lost_op is the closing
-	 * reply; ML_EV_PEER: lost_peer is the TCP state, 8 or 7). */
+	 * reply; ML_EV_PEER: lost_peer is the TCP state, 8 or 7; ML_EV_FAIL:
+	 * lost_fail is the 421 to send). */
 	__u32 lost_op;
 	__u32 lost_peer;
+	__u32 lost_fail;
 	struct ml_parser parser;
 	struct ml_summary sum;
 };
@@ -239,6 +268,7 @@ enum ml_event_type {
 	ML_EV_CLOSE = 1,	/* a closing reply left sk_msg: close after it */
 	ML_EV_LOG,		/* the session ended: its summary, for the log */
 	ML_EV_PEER,		/* the client closed (op 8, CLOSE_WAIT) or reset (op 7) */
+	ML_EV_FAIL,		/* a segment was dropped: send reply op (a 421), close */
 };
 
 struct ml_event {

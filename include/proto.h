@@ -156,7 +156,8 @@ static inline __u32 ml_reply_op(__u32 dialect, __u32 verb)
 /* After these replies the server closes the session. */
 static inline int ml_op_closes(__u32 op)
 {
-	return op == ML_OP_QUIT || op == ML_OP_FLOOD || op == ML_OP_PIPELINE;
+	return op == ML_OP_QUIT || op == ML_OP_FLOOD || op == ML_OP_PIPELINE ||
+	       op == ML_OP_BACKLOG;
 }
 
 /*

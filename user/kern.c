@@ -44,7 +44,7 @@
  * and nothing else. */
 const char *const ml_pinned_maps[ML_NPINNED_MAPS] = {
 	"config", "control", "sessions", "socks", "listeners", "info", "events", "stats",
-	"stats_ctl",
+	"stats_ctl", "admitted",
 };
 const char *const ml_pinned_progs[ML_NPINNED_PROGS] = {
 	"ml_sockops", "ml_verdict", "ml_msg",
@@ -528,6 +528,28 @@ static void start_drain(struct ml_server *srv, struct ml_session *s, uint64_t by
 	srv->eng->drain(srv, s);
 }
 
+/*
+ * ML_S_FAILING: the kernel dropped a segment it could not answer (ML_EV_FAIL)
+ * and answers nothing more. The 421 is the controller's to send, after the
+ * replies still queued from earlier segments (or at once if sk_msg, which
+ * then drops those, was the one that failed): never ahead of them. Returns
+ * 1 while it must wait.
+ */
+static int k_fail_send(struct ml_server *srv, struct ml_session *s, const struct ml_sock *ms)
+{
+	int r;
+
+	if (ms->ops_done != ms->ops_out && !ms->msg_failed && !ms->msg_closed &&
+	    ml_now_ms() + 4000 < s->drain_until_ms)
+		return 1;
+	r = ml_send_reply(srv, s, (unsigned int)s->drain_bytes);
+	if (r == -EAGAIN)
+		return 1;	/* the socket is full: the drain deadline bounds it */
+	s->state = ML_S_DRAIN;
+	s->drain_bytes = UINT64_MAX;
+	return 0;
+}
+
 static void k_drain(struct ml_server *srv, struct ml_session *s)
 {
 	struct kpriv *k = srv->eng_priv;
@@ -537,6 +559,23 @@ static void k_drain(struct ml_server *srv, struct ml_session *s)
 	if (tcp_queued(s->fd, &queued, &st, NULL) || st == BPF_TCP_CLOSE) {
 		ml_session_close(srv, s);
 		return;
+	}
+	if (s->state == ML_S_FAILING) {
+		struct ml_sock ms;
+		struct ml_flow f;
+
+		if (flow_of(s->fd, &f) ||
+		    bpf_map_lookup_elem(bpf_map__fd(k->skel->maps.sessions), &f, &ms)) {
+			ml_session_close(srv, s);
+			return;
+		}
+		if (k_fail_send(srv, s, &ms)) {
+			ml_session_timer(srv, s, ml_now_ms() + s->drain_wait_ms);
+			if (s->drain_wait_ms < 64)
+				s->drain_wait_ms *= 2;
+			return;
+		}
+		target = UINT64_MAX;
 	}
 	if (target == UINT64_MAX) {
 		/* The client closed: wait for the replies to what it sent. */
@@ -548,7 +587,7 @@ static void k_drain(struct ml_server *srv, struct ml_session *s)
 			ml_session_close(srv, s);
 			return;
 		}
-		target = ms.ops_done == ms.ops_out ? ms.out_bytes : UINT64_MAX;
+		target = ms.ops_done == ms.ops_out || ms.msg_failed ? ms.out_bytes : UINT64_MAX;
 	}
 	if (queued >= target) {
 		ml_session_close(srv, s);
@@ -581,6 +620,43 @@ static void peer_gone(struct ml_server *srv, const struct ml_event *ev)
 	}
 	s->reason = ML_ST_CLOSE_CLIENT;
 	start_drain(srv, s, UINT64_MAX);
+}
+
+/* Why a session ends, from the closing reply the kernel sent or must have
+ * sent (ML_EV_CLOSE, ML_EV_FAIL). */
+static int closing_reason(uint32_t op)
+{
+	switch (op) {
+	case ML_OP_QUIT:	return ML_ST_CLOSE_QUIT;
+	case ML_OP_BACKLOG:	return ML_ST_CLOSE_BACKLOG;
+	case ML_OP_ERROR:	return ML_ST_CLOSE_ERROR;
+	}
+	return ML_ST_CLOSE_FLOOD;	/* FLOOD, PIPELINE */
+}
+
+/* ML_EV_FAIL: the kernel dropped a segment and answers no more; the
+ * controller sends the 421 (k_fail_send) and closes. */
+static void fail_event(struct ml_server *srv, const struct ml_event *ev)
+{
+	struct kpriv *k = srv->eng_priv;
+	struct ml_session *s;
+	int i = ck_find(k, ev->cookie);
+
+	if (i < 0 || ev->op >= ML_OP__MAX)
+		return;
+	s = &srv->sess[k->ckfd[i]];
+	if (s->state != ML_S_ACTIVE)
+		return;
+	if (ev->op == ML_OP_ERROR)
+		warn("kernel engine: a segment could not be answered in place (a failed "
+		     "sk_skb or sk_msg helper); that session ends with 421 (%s)",
+		     "counted in mailless_sessions_total{reason=\"internal_error\"}");
+	s->reason = closing_reason(ev->op);
+	s->state = ML_S_FAILING;
+	s->drain_bytes = ev->op;
+	s->drain_wait_ms = 1;
+	s->drain_until_ms = ml_now_ms() + 5000;
+	k_drain(srv, s);
 }
 
 static void log_record(struct ml_server *srv, const struct ml_log_event *le)
@@ -623,6 +699,10 @@ static int on_event(void *ctx, void *data, size_t len)
 		peer_gone(srv, ev);
 		return 0;
 	}
+	if (len >= sizeof(*ev) && ev->type == ML_EV_FAIL) {
+		fail_event(srv, ev);
+		return 0;
+	}
 	if (len < sizeof(*ev) || ev->type != ML_EV_CLOSE)
 		return 0;
 	i = ck_find(k, ev->cookie);
@@ -631,12 +711,12 @@ static int on_event(void *ctx, void *data, size_t len)
 	s = &srv->sess[k->ckfd[i]];
 	if (s->state == ML_S_DRAIN && s->reason == ML_ST_CLOSE_CLIENT) {
 		/* The client sent QUIT and closed at once: it was a QUIT. */
-		s->reason = ev->op == ML_OP_QUIT ? ML_ST_CLOSE_QUIT : ML_ST_CLOSE_FLOOD;
+		s->reason = closing_reason(ev->op);
 		return 0;
 	}
 	if (s->state != ML_S_ACTIVE)
 		return 0;
-	s->reason = ev->op == ML_OP_QUIT ? ML_ST_CLOSE_QUIT : ML_ST_CLOSE_FLOOD;
+	s->reason = closing_reason(ev->op);
 	start_drain(srv, s, ev->out_bytes);
 	return 0;
 }
@@ -653,10 +733,16 @@ void ml_kernel_sweep(struct ml_server *srv)
 	struct ml_sock v;
 	uint64_t lost;
 	void *prev = NULL;
+	__u32 n;
 	int fd;
 
 	if (!k || !k->skel || !k->skel->bss)
 		return;
+	lost = *(volatile __u64 *)&k->skel->bss->sessions_live;
+	if (lost != srv->ctr.v[ML_ST_SESSIONS_MAP]) {
+		srv->ctr.v[ML_ST_SESSIONS_MAP] = lost;
+		srv->ctr_dirty = 1;
+	}
 	lost = *(volatile __u64 *)&k->skel->bss->events_lost;
 	if (lost == k->lost_seen)
 		return;
@@ -666,7 +752,9 @@ void ml_kernel_sweep(struct ml_server *srv)
 	srv->ctr.v[ML_ST_EVENTS_LOST] = lost;
 	srv->ctr_dirty = 1;
 	fd = bpf_map__fd(k->skel->maps.sessions);
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+	/* Bounded: a hash walked while it changes may restart from the top. */
+	for (n = bpf_map__max_entries(k->skel->maps.sessions);
+	     n > 0 && bpf_map_get_next_key(fd, prev, &next) == 0; n--) {
 		key = next;
 		prev = &key;
 		if (bpf_map_lookup_elem(fd, &key, &v))
@@ -676,6 +764,11 @@ void ml_kernel_sweep(struct ml_server *srv)
 					       .type = ML_EV_CLOSE, .op = v.lost_op };
 
 			on_event(srv, &ev, sizeof(ev));
+		} else if (v.lost_fail) {
+			struct ml_event ev = { .cookie = v.cookie, .type = ML_EV_FAIL,
+					       .op = v.lost_fail };
+
+			on_event(srv, &ev, sizeof(ev));
 		} else if (v.lost_peer) {
 			struct ml_event ev = { .cookie = v.cookie, .type = ML_EV_PEER,
 					       .op = v.lost_peer };
@@ -683,6 +776,15 @@ void ml_kernel_sweep(struct ml_server *srv)
 			on_event(srv, &ev, sizeof(ev));
 		}
 	}
+}
+
+int ml_kernel_admitted(struct ml_server *srv, int fd, uint64_t *cookie)
+{
+	struct kpriv *k = srv->eng_priv;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(k->skel->maps.admitted), &fd, cookie))
+		return -errno;
+	return 0;
 }
 
 static int k_poll_fd(struct ml_server *srv)

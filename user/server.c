@@ -55,6 +55,8 @@ void ml_render(struct ml_config *cfg, const struct ml_opts *o)
 		[ML_OP_TOOLONG]	 = "500 %s line too long\r\n",
 		[ML_OP_FLOOD]	 = "421 %s no line end in 64 KiB, closing connection\r\n",
 		[ML_OP_PIPELINE] = "421 %s too many pipelined commands, closing connection\r\n",
+		[ML_OP_BACKLOG]	 = "421 %s too many unread replies, closing connection\r\n",
+		[ML_OP_ERROR]	 = "421 %s internal error, closing connection\r\n",
 		[ML_OP_TIMEOUT]	 = "421 %s idle timeout, closing connection\r\n",
 		[ML_OP_MAXTIME]	 = "421 %s session time limit, closing connection\r\n",
 		[ML_OP_BUSY]	 = "421 %s too many sessions, try again later\r\n",
@@ -250,6 +252,7 @@ static void session_expired(struct ml_server *srv, struct ml_session *s)
 		ml_session_timer(srv, s, next_check(srv, s, idle));
 		return;
 	case ML_S_DRAIN:
+	case ML_S_FAILING:
 		if (now >= s->drain_until_ms) {
 			ml_session_close(srv, s);
 			return;
@@ -328,11 +331,13 @@ static void accept_ready(struct ml_server *srv, int li)
 				continue;
 			}
 		} else {
-			socklen_t len = sizeof(s->cookie);
-
-			/* The ring buffer names sessions by socket cookie. */
-			if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &s->cookie, &len))
-				s->cookie = 0;
+			/* The ring buffer names sessions by socket cookie. A
+			 * socket sock_ops could not admit (its session map
+			 * full) would be greeted and then never answered. */
+			if (ml_kernel_admitted(srv, fd, &s->cookie)) {
+				close_with(srv, s, ML_OP_BUSY);
+				continue;
+			}
 		}
 		ml_src_key(&peer, &hi, &lo);
 		s->src = ml_srctab_get(&srv->src, hi, lo, &nsrc);

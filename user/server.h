@@ -16,6 +16,8 @@ enum ml_sess_state {
 	ML_S_ACTIVE,		/* in dialogue */
 	ML_S_DRAIN,		/* closing reply emitted: close once it left */
 	ML_S_LINGER,		/* user engine: FIN sent, discarding input */
+	ML_S_FAILING,		/* kernel: a segment was dropped; send the 421 in
+				 * drain_bytes once the replies before it left */
 };
 
 /* One per open connection, indexed by fd. Kept small (72 bytes): the kernel
@@ -116,7 +118,7 @@ int ml_epoll_mod(struct ml_server *srv, int fd, uint32_t events, int add);
 
 /* What the kernel engine pins under the pin dir, by name; `unload` removes
  * these and nothing else. */
-#define ML_NPINNED_MAPS		9
+#define ML_NPINNED_MAPS		10
 #define ML_NPINNED_PROGS	3
 extern const char *const ml_pinned_maps[ML_NPINNED_MAPS];
 extern const char *const ml_pinned_progs[ML_NPINNED_PROGS];
@@ -137,6 +139,9 @@ void ml_kernel_cgroup_enter(void);
 void ml_kernel_cgroup_leave(void);
 /* Load the kernel engine; returns a negative errno and says why on failure. */
 int ml_kernel_init(struct ml_server *srv);
+/* The cookie sock_ops noted on an accepted socket; -ENOENT if it did not
+ * admit it (its session map was full). */
+int ml_kernel_admitted(struct ml_server *srv, int fd, uint64_t *cookie);
 int ml_kernel_status(const char *pin_dir, int json);
 /* Recover events the ring buffer dropped; cheap unless it overflowed. */
 void ml_kernel_sweep(struct ml_server *srv);

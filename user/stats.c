@@ -92,6 +92,13 @@ static const struct {
 	[ML_ST_EVENTS_LOST] = { "mailless_events_lost_total", "",
 		"Kernel engine events the ring buffer could not hold; each was recovered "
 		"from the session map.", COUNTER, "ring events lost" },
+	[ML_ST_MSG_DROPS] = { "mailless_kernel_msg_drops_total", "",
+		"Kernel engine: messages sk_msg could not empty and dropped with SK_DROP, "
+		"which ends the session's output (expected 0).", COUNTER, "sk_msg drops" },
+	[ML_ST_SESSIONS_MAP] = { "mailless_kernel_session_map_entries", "",
+		"Kernel engine: entries in the session map (open sessions and orphaned "
+		"sockets still closing); its capacity is max-sessions + 4096.",
+		GAUGE, "session map entries" },
 #undef SESS
 #undef CMD
 #undef REP
