@@ -34,10 +34,20 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* The one field of the kernel's struct tcp_sock the verdict reads (through
- * bpf_skc_to_tcp_sock, Linux 5.9+): libbpf relocates its offset against the
- * running kernel's BTF, so no vmlinux.h is needed. */
+/* The fields of the kernel's struct tcp_sock the verdict reads (through
+ * bpf_skc_to_tcp_sock, Linux 5.9+): libbpf relocates their offsets against
+ * the running kernel's BTF, so no vmlinux.h is needed. */
+struct sock {
+	int sk_sndbuf;
+} __attribute__((preserve_access_index));
+struct inet_sock {
+	struct sock sk;
+} __attribute__((preserve_access_index));
+struct inet_connection_sock {
+	struct inet_sock icsk_inet;
+} __attribute__((preserve_access_index));
 struct tcp_sock {
+	struct inet_connection_sock inet_conn;
 	__u64 bytes_acked;	/* RFC 4898 tcpEStatsAppHCThruOctetsAcked */
 } __attribute__((preserve_access_index));
 
@@ -379,6 +389,7 @@ struct scan_out {
 	__u32 text;		/* octets those opcodes and their text take */
 	__u32 reply;		/* octets of their text alone */
 	__u32 backlog;		/* reply octets unacknowledged before this segment */
+	__u32 limit;		/* the bound on them: ml_backlog_limit() */
 	__u32 slot;		/* config slot the lengths come from */
 	__u32 dialect;
 	__u32 closing;
@@ -445,7 +456,7 @@ __noinline long line_done(struct __sk_buff *skb, struct scan_out *o, struct ml_s
 		/* +1 a reply: the opcode octets share the pass's window. */
 		if (o->text + len + 1 + greet + bye + 1 > SEG_TEXT_MAX)
 			op = ML_OP_PIPELINE;
-		else if ((__u64)o->backlog + o->reply + len + greet + bye > ML_BACKLOG_MAX)
+		else if ((__u64)o->backlog + o->reply + len + greet + bye > o->limit)
 			op = ML_OP_BACKLOG;
 		len = reply_len(cfg, op);
 		o->text += len + 1;
@@ -594,6 +605,7 @@ int ml_verdict(struct __sk_buff *skb)
 	if (!tp)
 		return verdict_fail(s, ML_OP_ERROR);
 	acked = tp->bytes_acked;
+	sc.out.limit = ml_backlog_limit(tp->inet_conn.icsk_inet.sk.sk_sndbuf);
 	promised = s->promised;
 	sc.out.backlog = promised > acked ? (promised - acked > ML_BACKLOG_MAX ?
 					     ML_BACKLOG_MAX : promised - acked) : 0;

@@ -67,6 +67,22 @@ enum ml_op {
 #define ML_BACKLOG_MAX	(256 * 1024)
 
 /*
+ * The bound in force: ML_BACKLOG_MAX, or half the socket's send buffer
+ * (sk_sndbuf, what SO_SNDBUF reports) if that is less. The kernel engine's
+ * replies are expanded by sk_msg on their way into the socket, and tcp_bpf
+ * cannot send an expanded message in part: a message that finds the send
+ * buffer full loses its rest. Keeping everything outstanding within half of
+ * the buffer (the other half is the kernel's per-skb overhead) means an
+ * expansion always fits. The user engine applies the same bound.
+ */
+static inline __u32 ml_backlog_limit(int sndbuf)
+{
+	__u32 half = sndbuf > 0 ? (__u32)sndbuf / 2 : 0;
+
+	return half < ML_BACKLOG_MAX ? half : ML_BACKLOG_MAX;
+}
+
+/*
  * Counters, one PERCPU_ARRAY slot each (map `stats`, key type enum ml_stat so
  * that bpftool prints the names). The BPF programs count what they see; the
  * controller owns the close reasons and the gauges (ml_stat_controller()) and

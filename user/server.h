@@ -47,7 +47,6 @@ struct ml_usess {
 	char *obuf;
 	uint32_t olen, ooff, ocap;
 	int closing;			/* a closing reply is in obuf */
-	int rx_paused;			/* output backlog: stopped reading */
 };
 
 struct ml_server;

@@ -7,7 +7,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,8 +19,8 @@
 #include "sesslog.h"
 
 #define RX_CHUNK	16384
-#define OBUF_PAUSE	65536	/* stop reading while this much is unsent */
 #define LINGER_MS	2000	/* after the closing reply: wait for the FIN */
+#define DRAIN_MS	5000	/* for the closing reply to leave (as kern.c) */
 
 /* At accept, before anything is sent: a session refused as busy has its
  * 421 counted and its log line too. */
@@ -108,10 +110,16 @@ static void after_output(struct ml_server *srv, struct ml_session *s)
 		linger(srv, s);
 		return;
 	}
-	/* Backpressure: a client that sends without reading gets no more of
-	 * our memory; stop reading until its replies have left. */
-	s->u->rx_paused = s->u->olen - s->u->ooff > OBUF_PAUSE;
-	ml_epoll_mod(srv, s->fd, (s->u->rx_paused || s->u->closing ? 0 : EPOLLIN | EPOLLRDHUP) |
+	/* The closing reply waits for a client that does not read: give it
+	 * as long as the kernel engine's drain, then close. */
+	if (s->u->closing && s->state == ML_S_ACTIVE) {
+		s->state = ML_S_DRAIN;
+		s->drain_until_ms = ml_now_ms() + DRAIN_MS;
+		ml_session_timer(srv, s, s->drain_until_ms);
+	}
+	/* A client that sends without reading is cut off at ML_BACKLOG_MAX
+	 * (u_io), so what waits here stays below that. */
+	ml_epoll_mod(srv, s->fd, (s->u->closing ? 0 : EPOLLIN | EPOLLRDHUP) |
 		     (done ? 0 : EPOLLOUT), 0);
 }
 
@@ -128,8 +136,11 @@ static void u_io(struct ml_server *srv, struct ml_session *s, uint32_t events)
 			ml_session_close(srv, s);
 		return;
 	}
-	if ((events & EPOLLIN) && !s->u->rx_paused && !s->u->closing) {
-		uint32_t lines = 0;
+	if ((events & EPOLLIN) && !s->u->closing) {
+		const struct ml_config *cfg = &srv->render;
+		uint32_t lines = 0, bye, limit;
+		uint64_t backlog;
+		int outq = 0;
 
 		n = recv(s->fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
@@ -144,6 +155,22 @@ static void u_io(struct ml_server *srv, struct ml_session *s, uint32_t events)
 			s->u->last_rx_ms = ml_now_ms();
 			ml_count(srv, ML_ST_RX_BYTES, n);
 		}
+		/* Replies the client has not taken: in the socket (SIOCOUTQ:
+		 * unsent or unacknowledged) and still in obuf. The same bound
+		 * and the same reserve as the kernel's verdict (line_done). */
+		if (ioctl(s->fd, SIOCOUTQ, &outq) || outq < 0)
+			outq = 0;
+		{
+			int sndbuf = 0;
+			socklen_t sl = sizeof(sndbuf);
+
+			if (getsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl))
+				sndbuf = 2 * ML_BACKLOG_MAX;
+			limit = ml_backlog_limit(sndbuf);
+		}
+		backlog = (uint64_t)outq + (s->u->olen - s->u->ooff);
+		bye = cfg->replies[ML_OP_PIPELINE].len > cfg->replies[ML_OP_BACKLOG].len ?
+		      cfg->replies[ML_OP_PIPELINE].len : cfg->replies[ML_OP_BACKLOG].len;
 		for (i = 0; i < n; i++) {
 			uint32_t verb = ml_feed(&s->u->parser, (uint8_t)buf[i]), op;
 
@@ -156,6 +183,10 @@ static void u_io(struct ml_server *srv, struct ml_session *s, uint32_t events)
 			if (verb == ML_V_TOOLONG)
 				ml_count(srv, ML_ST_LONG_LINES, 1);
 			op = ml_reply_op(srv->render.dialect, verb);
+			if (backlog + cfg->replies[op].len + cfg->replies[ML_OP_GREET].len + bye >
+			    limit)
+				op = ML_OP_BACKLOG;
+			backlog += cfg->replies[op].len;
 			if (obuf_put(s, &srv->render.replies[op])) {
 				lost(srv, s);
 				return;
@@ -164,7 +195,9 @@ static void u_io(struct ml_server *srv, struct ml_session *s, uint32_t events)
 			s->u->sum.nreplies++;
 			if (ml_op_closes(op)) {
 				s->u->closing = 1;
-				s->reason = op == ML_OP_QUIT ? ML_ST_CLOSE_QUIT : ML_ST_CLOSE_FLOOD;
+				s->reason = op == ML_OP_QUIT ? ML_ST_CLOSE_QUIT :
+					    op == ML_OP_BACKLOG ? ML_ST_CLOSE_BACKLOG :
+					    ML_ST_CLOSE_FLOOD;
 				break;
 			}
 		}

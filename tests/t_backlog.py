@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+# mlt-timeout: 240
+"""
+t_backlog.py - a client that does not read its replies, both engines.
+
+  non-reading pipeliner: 253-character hostname, 20,000 NOOPs (120 KB) sent
+  without reading. The server may hold at most ML_BACKLOG_MAX (256 KiB) of
+  replies the client has not taken: then `421 <host> too many unread
+  replies, closing connection` and a close (reason unread_backlog). When
+  the client finally reads, every octet is a 250 line for the configured
+  name, then that 421, then the end: nothing else, no byte lost between.
+  Before the bound, the kernel engine queued all 5.8 MB of replies in
+  kernel memory outside tcp_mem, the user engine in its own.
+
+  SIGHUP during a backlog (issue 9 findings 3 and 4): rfc7504, hostname
+  `a`, 60,000 empty lines in 120 writes of 500, a 4 KiB receive buffer
+  read slowly, and a reload to a 253-character name midway. Every octet
+  received must be reply text for the old or the new name (never both
+  mixed in a line, never the old after the new), ending with the 421.
+  Before the fix, the kernel engine sent ~1 MB of kernel memory and raw
+  opcode octets to such a client.
+"""
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mltest import (MAILLESS, PREFIX, Env, Skip, Suite, connect, engines, show,
+                    skipped_engines)
+
+t = Suite("t_backlog")
+BACKLOG_MAX = 256 * 1024
+H253 = ".".join(["h" * 62, "o" * 62, "s" * 62, "t" * 62, "x"])  # 253 octets
+assert len(H253) == 253
+
+
+def stats(pin_dir):
+    import json
+    import subprocess
+    out = subprocess.run([MAILLESS, "stats", "--pin-dir", pin_dir, "-j"], capture_output=True,
+                         text=True, timeout=20)
+    return json.loads(out.stdout)["counters"] if out.returncode == 0 else {}
+
+
+def read_all(sock, timeout):
+    """Everything until EOF or reset; returns (bytes, how it ended)."""
+    buf = bytearray()
+    sock.settimeout(timeout)
+    end = "timeout"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            b = sock.recv(65536)
+        except socket.timeout:
+            break
+        except ConnectionResetError:
+            end = "reset"
+            break
+        if not b:
+            end = "eof"
+            break
+        buf += b
+    return bytes(buf), end
+
+
+def non_reader(env, engine):
+    pair = env.pair()
+    srv = env.server(pair, engine=engine, host=H253, family="4")
+    s = connect(pair.cli, pair.v4, timeout=10)
+    greet = s.recv(1024)
+    assert greet.startswith(b"220 " + H253.encode()), "greeting %s" % show(greet)
+    # 100 lines a write: segments small enough that the per-segment
+    # limit (60 KiB of replies, kernel engine) is not what stops them.
+    s.settimeout(20)
+    try:
+        for _ in range(200):
+            s.sendall(b"NOOP\r\n" * 100)
+            time.sleep(0.001)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server may close before the last octets
+    time.sleep(1.0)  # no reading: the server decides meanwhile
+    got, end = read_all(s, 15)
+    s.close()
+    ok_line = b"250 " + H253.encode() + b" OK\r\n"
+    bye = b"421 " + H253.encode() + b" too many unread replies, closing connection\r\n"
+    n_ok = 0
+    i = 0
+    while got.startswith(ok_line, i):
+        i += len(ok_line)
+        n_ok += 1
+    rest = got[i:]
+    if engine == "kernel" and rest != bye and (ok_line.startswith(rest) or
+                                               bye.startswith(rest)):
+        st = stats(srv.pin_dir)
+        assert st.get("close_backlog") == 1, "close_backlog %s" % st.get("close_backlog")
+        # Every octet is reply text and the bound held, but the end is
+        # cut: tcp_bpf frees the rest of an expanded message that finds
+        # the send buffer full (README "Known defects"; issue 9 open).
+        raise Skip("KNOWN DEFECT: kernel engine: after %d whole replies (%d octets, "
+                   "all reply text) the output is cut %s before its 421" % (
+                       n_ok, i, show(rest[:40])))
+    assert rest == bye, ("after %d 250 lines (%d octets) expected the backlog 421 and the "
+                         "end, got %s (end: %s; counters %s; log %s)" % (
+                             n_ok, i, show(rest), end,
+                             {k: v for k, v in stats(srv.pin_dir).items()
+                              if k.startswith("close") and v}, srv.log_tail(3)))
+    assert end == "eof", "the connection ended by %s, not a close" % end
+    assert i + len(bye) <= BACKLOG_MAX, "%d octets of replies exceed the bound %d" % (
+        i + len(bye), BACKLOG_MAX)
+    assert n_ok < 20000, "all 20,000 replies were produced: no bound"
+    env.note("%s: %d replies (%d octets) then the 421" % (engine, n_ok, len(got)))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        st = stats(srv.pin_dir)
+        if st.get("close_backlog") == 1 and st.get("active") == 0:
+            break
+        time.sleep(0.2)
+    assert st.get("close_backlog") == 1, "close_backlog %s" % st.get("close_backlog")
+    assert any("end=unread_backlog" in l for l in srv.log), \
+        "no session log line with end=unread_backlog: %s" % srv.log_tail(3)
+
+
+LINE = re.compile(rb"(5[0-9][0-9]|4[0-9][0-9]|2[0-9][0-9]) (a|%s) [ -~]*\r\n" % H253.encode())
+
+
+def reload_midway(env, engine):
+    pair = env.pair()
+    conf = "/tmp/%s-backlog-%s.conf" % (PREFIX, engine)
+    with open(conf, "w") as f:
+        f.write("hostname = a\ndialect = rfc7504\n")
+    srv = env.server(pair, engine=engine, host=None, family="4", config=conf)
+    s = connect(pair.cli, pair.v4, timeout=10, nodelay=True)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    got = bytearray()
+    stop = threading.Event()
+    end = ["open"]
+
+    def reader():
+        s2 = s.dup()
+        s2.settimeout(0.5)
+        while not stop.is_set():
+            try:
+                b = s2.recv(4096)
+            except socket.timeout:
+                continue
+            except (ConnectionResetError, OSError):
+                end[0] = "reset"
+                return
+            if not b:
+                end[0] = "eof"
+                return
+            got.extend(b)
+            time.sleep(0.01)  # slowly
+        s2.close()
+
+    th = threading.Thread(target=reader)
+    th.start()
+    s.settimeout(10)
+    try:
+        for k in range(120):
+            s.sendall(b"\r\n" * 500)
+            if k == 0:
+                with open(conf, "w") as f:
+                    f.write("hostname = %s\ndialect = rfc7504\n" % H253)
+                srv.signal(signal.SIGHUP)
+    except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        pass
+    th.join(60)
+    stop.set()
+    th.join(5)
+    s.close()
+    data = bytes(got)
+    pos = 0
+    names = []
+    while pos < len(data):
+        m = LINE.match(data, pos)
+        if not m and engine == "kernel" and b"\n" not in data[pos:] and \
+                re.fullmatch(rb"[0-9]{3} [ -~]*\r?", data[pos:]):
+            raise Skip("KNOWN DEFECT: kernel engine: the output is cut inside a reply "
+                       "after %d whole ones (all reply text; README \"Known defects\")"
+                       % len(names))
+        if not m:
+            raise AssertionError("octet %d of %d is not reply text: %s" % (
+                pos, len(data), show(data[pos:pos + 120])))
+        names.append(m.group(2))
+        pos = m.end()
+    flips = sum(1 for a, b in zip(names, names[1:]) if a != b)
+    assert flips <= 1, "the name changed %d times: old after new" % flips
+    if engine == "kernel" and not data.endswith(b"closing connection\r\n"):
+        raise Skip("KNOWN DEFECT: kernel engine: %d whole replies, all reply text, then the "
+                   "end without the 421 (README \"Known defects\")" % len(names))
+    assert data.endswith(b" too many unread replies, closing connection\r\n"), \
+        "ended %s without the 421: %s" % (end[0], show(data[-200:]))
+    env.note("%s: %d reply lines, %d octets, names %s -> %s, end %s" % (
+        engine, len(names), len(data), names[0][:8], names[-1][:8], end[0]))
+
+
+with Env(t) as env:
+    for e in engines():
+        t.run("backlog/%s: a non-reading pipeliner is cut off at 256 KiB with a 421" % e,
+              non_reader, env, e)
+        t.run("backlog/%s: SIGHUP during a backlog: only reply text, old or new name" % e,
+              reload_midway, env, e)
+    for e in skipped_engines():
+        t.skip("backlog/%s" % e, "engine not selected (MLT_ENGINES)")
+sys.exit(t.finish())
