@@ -3,7 +3,8 @@
  * http.c - the request-head parser of the /metrics endpoint (http.h). Pure:
  * it looks at the octets that have arrived and nothing else.
  *
- *   request-line = method SP+ path SP+ "HTTP/1." DIGIT [SP / HTAB]* [CR] LF
+ *   request-line = method BLANKS path BLANKS "HTTP/1." DIGIT [BLANKS] [CR] LF,
+ *                  at most LINE_MAX_OCTETS before the LF (BLANKS: SP/HTAB)
  *   method       = 1..15 token characters (RFC 9110 tchar)
  *   path         = 1..255 visible ASCII characters
  *   head         = request-line *(header-line) empty-line
@@ -53,6 +54,8 @@ static enum ml_http_state request_line(const unsigned char *s, size_t end,
 	const unsigned char *m, *p, *v;
 	size_t pos = 0, mlen, plen, vlen, i;
 
+	if (end > LINE_MAX_OCTETS)
+		return ML_HTTP_BAD;
 	if (end && s[end - 1] == '\r')
 		end--;
 	mlen = token(s, &pos, end, &m);
