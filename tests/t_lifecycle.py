@@ -16,11 +16,15 @@ t_lifecycle.py - instances, reloads, shutdown and cleanup.
   nothing left under the pin dir, the sock_ops program no longer attached to
   the server's cgroup, none of its programs loaded;
   kill -9, then `mailless unload --pin-dir`: pins removed, nothing attached
-  or loaded.
+  or loaded;
+  the pin dir: created with mode 0700; an existing one with group/other
+  access (0755) or a symlink is refused with a message saying what to do;
+  a lock held by another process (a plain `flock`) names its pid.
 """
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -378,6 +382,79 @@ def kill9(env):
     t.run("%s: a new instance serves after unload" % name, restart)
 
 
+# ---------------------------------------------------------------- pin dir rules
+
+def start_refused(env, pair, engine, pin, want):
+    """Start with --pin-dir pin: the kernel engine must refuse to start, the
+    user engine (whose pins are optional) must start without them; both
+    must say why, with every string of want in the message."""
+    try:
+        srv = env.server(pair, engine=engine, host="pin.life.test", pin_dir=pin, timeout=15)
+    except StartError as e:
+        assert engine == "kernel", "the user engine did not start: %s" % e
+        srv = env.servers[-1]
+    else:
+        srv.stop()
+        assert engine == "user", "the kernel engine started with pin dir %s" % pin
+    lines = [l for l in srv.log if pin in l and ("pin dir" in l or "lock on" in l)]
+    assert lines, "no message about %s: %s" % (pin, srv.log_tail())
+    for w in want:
+        assert w in lines[0], "%r not in %r" % (w, lines[0])
+    return lines[0]
+
+
+def pin_dir_rules(env, engine):
+    name = "lifecycle/%s/pin dir" % engine
+    pair = env.pair(x=94, tag="%sP" % engine[0])
+
+    def created_0700():
+        srv = env.server(pair, engine=engine, host="pin.life.test")
+        mode = os.stat(srv.pin_dir).st_mode & 0o7777
+        assert mode == 0o700, "a new pin dir has mode %04o" % mode
+        assert srv.stop() == 0
+    t.run("%s: a missing pin dir is created with mode 0700" % name, created_0700)
+
+    def mode_0755():
+        d = env.pin_dir("%s-0755" % engine)
+        os.mkdir(d)
+        os.chmod(d, 0o755)
+        msg = start_refused(env, pair, engine, d, ["mode 0755", "chmod 0700 %s" % d])
+        t.note("%s: %s" % (engine, msg))
+    t.run("%s: an existing pin dir with mode 0755 is refused, saying chmod 0700" % name,
+          mode_0755)
+
+    def symlink():
+        real = env.pin_dir("%s-real" % engine)
+        link = env.pin_dir("%s-link" % engine)
+        os.mkdir(real, 0o700)
+        os.symlink(real, link)
+        start_refused(env, pair, engine, link, ["symbolic link"])
+        assert not os.listdir(real), "pinned through the link: %s" % os.listdir(real)
+    t.run("%s: a symlink as pin dir is refused" % name, symlink)
+
+    def locked():
+        d = env.pin_dir("%s-locked" % engine)
+        os.mkdir(d, 0o700)
+        # Its own process group: flock(1) and its `sleep` child, which
+        # inherits the locked descriptor, end together.
+        holder = subprocess.Popen(["flock", d, "sleep", "60"], stdin=subprocess.DEVNULL,
+                                  start_new_session=True)
+        try:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:  # until the lock is taken
+                with open("/proc/locks") as f:
+                    if any(" %d " % holder.pid in l for l in f):
+                        break
+                time.sleep(0.05)
+            msg = start_refused(env, pair, engine, d,
+                                ["another process (pid %d, flock)" % holder.pid, d])
+            t.note("%s: %s" % (engine, msg))
+        finally:
+            os.killpg(holder.pid, signal.SIGKILL)
+            holder.wait(5)
+    t.run("%s: a lock held by `flock` is refused, naming its pid" % name, locked)
+
+
 def main():
     for e in skipped_engines():
         t.skip("lifecycle/%s" % e, "engine excluded by MLT_ENGINES")
@@ -390,6 +467,8 @@ def main():
                     sigterm(env, engine)
                 if "kernel" in engines():
                     kill9(env)
+                for engine in engines():
+                    pin_dir_rules(env, engine)
             finally:
                 for f in getattr(env, "cleanup_files", []):
                     if os.path.exists(f):
