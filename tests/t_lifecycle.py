@@ -9,7 +9,9 @@ t_lifecycle.py - instances, reloads, shutdown and cleanup.
   ever names its own host;
   SIGHUP with -c FILE: the hostname (and then the dialect) changes in the file;
   open sessions keep working, their next replies carry the new name, no
-  session is dropped;
+  session is dropped; without a hostname anywhere, a SIGHUP does not resolve
+  the default one again (no /etc/hosts, resolv.conf, nscd or DNS socket seen
+  by strace: the name found at start is reused);
   `mailless status -j`: JSON naming the programs and the attachments, checked
   against bpftool;
   SIGTERM: open sessions get the shutdown 421 and a close, exit status 0,
@@ -202,6 +204,57 @@ def sighup(env, engine):
         for s in (s1, s2):
             if s:
                 s.close()
+
+
+NAME_LOOKUP = ("/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/host.conf",
+               "/etc/gai.conf", "nscd", "SOCK_DGRAM", "htons(53)")
+
+
+def sighup_no_dns(env, engine):
+    """A dotless host name (set in a UTS namespace of the server's own) makes
+    the default hostname a getaddrinfo() lookup; strace, attached after
+    start, must see the reload read the config file and look up no name."""
+    pair = env.pair(x=95, tag="%sN" % engine[0])
+    conf = "/tmp/%s-%s-nodns.conf" % (PREFIX, engine)
+    with open(conf, "w") as f:
+        f.write("timeout = 60\n")
+    env.cleanup_files = getattr(env, "cleanup_files", []) + [conf]
+    trace = conf + ".strace"
+    env.cleanup_files.append(trace)
+    srv = env.server(pair, engine=engine, host=None, config=conf, wrap=[
+        "unshare", "--uts", "sh", "-c", 'hostname mltnodot && exec "$@"', "sh"])
+    st = subprocess.Popen(["strace", "-f", "-qq", "-p", str(srv.pid), "-o", trace,
+                           "-e", "trace=open,openat,socket,connect"],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # until strace is attached
+            with open("/proc/%d/status" % srv.pid) as f:
+                if any(l.startswith("TracerPid:") and l.split()[1] != "0" for l in f):
+                    break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("strace did not attach: %s" % st.stderr.read1(500))
+        n = len(srv.log)
+        srv.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while not any("reloaded" in l for l in srv.log[n:]):
+            assert time.monotonic() < deadline, "no 'reloaded' line: %s" % srv.log_tail()
+            time.sleep(0.05)
+        time.sleep(0.2)
+    finally:
+        st.send_signal(signal.SIGINT)  # strace detaches and exits
+        st.wait(10)
+    with open(trace) as f:
+        calls = f.read().splitlines()
+    assert any(conf in l for l in calls), \
+        "strace did not see the reload open %s (%d calls traced)" % (conf, len(calls))
+    looked = [l for l in calls if any(w in l for w in NAME_LOOKUP)]
+    assert not looked, "SIGHUP looked a name up: %s" % " | ".join(looked[:4])
+    greet = converse(pair.cli, pair.v4, 25, [b"QUIT\r\n"], timeout=5, greet_first=True)
+    assert greet.data.startswith(b"220 mltnodot"), "greeting %s" % show(greet.data)
+    assert srv.stop() == 0
 
 
 # ---------------------------------------------------------------- status, SIGTERM
@@ -469,6 +522,11 @@ def main():
                     kill9(env)
                 for engine in engines():
                     pin_dir_rules(env, engine)
+                e = "user" if "user" in engines() else engines()[0] if engines() else None
+                if e:  # the reload is the controller's, the same for both engines
+                    t.run("lifecycle/%s/SIGHUP: no hostname lookup on reload "
+                          "(the default name is resolved once, at start)" % e,
+                          sighup_no_dns, env, e)
             finally:
                 for f in getattr(env, "cleanup_files", []):
                     if os.path.exists(f):
