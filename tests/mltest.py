@@ -396,7 +396,8 @@ class Env:
         """Start mailless in pair.srv. listen: list of -l values (default: the
         pair's IPv4 and IPv6 address on port 25). pin_dir: reuse this pin dir
         (default: a new one); pin_arg=False: no --pin-dir option (the config
-        file names it)."""
+        file names it). wrap: a command run between nsenter and mailless that
+        execs its arguments (the server's pid stays mailless's)."""
         tag = tag or "%s-%s" % (engine, len(self.servers) + 1)
         if pin_dir is None:
             pin_dir = self.pin_dir(tag)

@@ -9,7 +9,9 @@ t_lifecycle.py - instances, reloads, shutdown and cleanup.
   ever names its own host;
   SIGHUP with -c FILE: the hostname (and then the dialect) changes in the file;
   open sessions keep working, their next replies carry the new name, no
-  session is dropped;
+  session is dropped; without a hostname anywhere, a SIGHUP does not resolve
+  the default one again (no /etc/hosts, resolv.conf, nscd or DNS socket seen
+  by strace: the name found at start is reused);
   `mailless status -j`: JSON naming the programs and the attachments, checked
   against bpftool;
   SIGTERM: open sessions get the shutdown 421 and a close, exit status 0,
@@ -18,10 +20,14 @@ t_lifecycle.py - instances, reloads, shutdown and cleanup.
   sock_ops not on the start cgroup, none of its programs loaded;
   kill -9, then `mailless unload --pin-dir`: pins removed, the killed
   instance's empty cgroup removed, nothing attached or loaded.
+  the pin dir: created with mode 0700; an existing one with group/other
+  access (0755) or a symlink is refused with a message saying what to do;
+  a lock held by another process (a plain `flock`) names its pid.
 """
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -199,6 +205,57 @@ def sighup(env, engine):
         for s in (s1, s2):
             if s:
                 s.close()
+
+
+NAME_LOOKUP = ("/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/host.conf",
+               "/etc/gai.conf", "nscd", "SOCK_DGRAM", "htons(53)")
+
+
+def sighup_no_dns(env, engine):
+    """A dotless host name (set in a UTS namespace of the server's own) makes
+    the default hostname a getaddrinfo() lookup; strace, attached after
+    start, must see the reload read the config file and look up no name."""
+    pair = env.pair(x=95, tag="%sN" % engine[0])
+    conf = "/tmp/%s-%s-nodns.conf" % (PREFIX, engine)
+    with open(conf, "w") as f:
+        f.write("timeout = 60\n")
+    env.cleanup_files = getattr(env, "cleanup_files", []) + [conf]
+    trace = conf + ".strace"
+    env.cleanup_files.append(trace)
+    srv = env.server(pair, engine=engine, host=None, config=conf, wrap=[
+        "unshare", "--uts", "sh", "-c", 'hostname mltnodot && exec "$@"', "sh"])
+    st = subprocess.Popen(["strace", "-f", "-qq", "-p", str(srv.pid), "-o", trace,
+                           "-e", "trace=open,openat,socket,connect"],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # until strace is attached
+            with open("/proc/%d/status" % srv.pid) as f:
+                if any(l.startswith("TracerPid:") and l.split()[1] != "0" for l in f):
+                    break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("strace did not attach: %s" % st.stderr.read1(500))
+        n = len(srv.log)
+        srv.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while not any("reloaded" in l for l in srv.log[n:]):
+            assert time.monotonic() < deadline, "no 'reloaded' line: %s" % srv.log_tail()
+            time.sleep(0.05)
+        time.sleep(0.2)
+    finally:
+        st.send_signal(signal.SIGINT)  # strace detaches and exits
+        st.wait(10)
+    with open(trace) as f:
+        calls = f.read().splitlines()
+    assert any(conf in l for l in calls), \
+        "strace did not see the reload open %s (%d calls traced)" % (conf, len(calls))
+    looked = [l for l in calls if any(w in l for w in NAME_LOOKUP)]
+    assert not looked, "SIGHUP looked a name up: %s" % " | ".join(looked[:4])
+    greet = converse(pair.cli, pair.v4, 25, [b"QUIT\r\n"], timeout=5, greet_first=True)
+    assert greet.data.startswith(b"220 mltnodot"), "greeting %s" % show(greet.data)
+    assert srv.stop() == 0
 
 
 # ---------------------------------------------------------------- status, SIGTERM
@@ -385,6 +442,82 @@ def kill9(env):
     t.run("%s: a new instance serves after unload" % name, restart)
 
 
+# ---------------------------------------------------------------- pin dir rules
+
+def start_refused(env, pair, engine, pin, want):
+    """Start with --pin-dir pin: the kernel engine must refuse to start, the
+    user engine (whose pins are optional) must start without them; both
+    must say why, with every string of want in the message."""
+    try:
+        srv = env.server(pair, engine=engine, host="pin.life.test", pin_dir=pin, timeout=15)
+    except StartError as e:
+        assert engine == "kernel", "the user engine did not start: %s" % e
+        srv = env.servers[-1]
+    else:
+        srv.stop()
+        assert engine == "user", "the kernel engine started with pin dir %s" % pin
+    lines = [l for l in srv.log if pin in l and ("pin dir" in l or "lock on" in l)]
+    assert lines, "no message about %s: %s" % (pin, srv.log_tail())
+    for w in want:
+        assert w in lines[0], "%r not in %r" % (w, lines[0])
+    return lines[0]
+
+
+def pin_dir_rules(env, engine):
+    name = "lifecycle/%s/pin dir" % engine
+    pair = env.pair(x=94, tag="%sP" % engine[0])
+
+    def created_0700():
+        srv = env.server(pair, engine=engine, host="pin.life.test")
+        mode = os.stat(srv.pin_dir).st_mode & 0o7777
+        assert mode == 0o700, "a new pin dir has mode %04o" % mode
+        assert srv.stop() == 0
+    t.run("%s: a missing pin dir is created with mode 0700" % name, created_0700)
+
+    def mode_0755():
+        d = env.pin_dir("%s-0755" % engine)
+        os.mkdir(d)
+        os.chmod(d, 0o755)
+        msg = start_refused(env, pair, engine, d, ["mode 0755", "chmod 0700 %s" % d])
+        t.note("%s: %s" % (engine, msg))
+    t.run("%s: an existing pin dir with mode 0755 is refused, saying chmod 0700" % name,
+          mode_0755)
+
+    def symlink():
+        real = env.pin_dir("%s-real" % engine)
+        link = env.pin_dir("%s-link" % engine)
+        os.mkdir(real, 0o700)
+        os.symlink(real, link)
+        try:
+            start_refused(env, pair, engine, link, ["symbolic link"])
+            assert not os.listdir(real), "pinned through the link: %s" % os.listdir(real)
+        finally:  # Env's cleanup would miss it once real is gone (dangling)
+            os.unlink(link)
+    t.run("%s: a symlink as pin dir is refused" % name, symlink)
+
+    def locked():
+        d = env.pin_dir("%s-locked" % engine)
+        os.mkdir(d, 0o700)
+        # Its own process group: flock(1) and its `sleep` child, which
+        # inherits the locked descriptor, end together.
+        holder = subprocess.Popen(["flock", d, "sleep", "60"], stdin=subprocess.DEVNULL,
+                                  start_new_session=True)
+        try:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:  # until the lock is taken
+                with open("/proc/locks") as f:
+                    if any(" %d " % holder.pid in l for l in f):
+                        break
+                time.sleep(0.05)
+            msg = start_refused(env, pair, engine, d,
+                                ["another process (pid %d, flock)" % holder.pid, d])
+            t.note("%s: %s" % (engine, msg))
+        finally:
+            os.killpg(holder.pid, signal.SIGKILL)
+            holder.wait(5)
+    t.run("%s: a lock held by `flock` is refused, naming its pid" % name, locked)
+
+
 def main():
     for e in skipped_engines():
         t.skip("lifecycle/%s" % e, "engine excluded by MLT_ENGINES")
@@ -397,6 +530,13 @@ def main():
                     sigterm(env, engine)
                 if "kernel" in engines():
                     kill9(env)
+                for engine in engines():
+                    pin_dir_rules(env, engine)
+                e = "user" if "user" in engines() else engines()[0] if engines() else None
+                if e:  # the reload is the controller's, the same for both engines
+                    t.run("lifecycle/%s/SIGHUP: no hostname lookup on reload "
+                          "(the default name is resolved once, at start)" % e,
+                          sighup_no_dns, env, e)
             finally:
                 for f in getattr(env, "cleanup_files", []):
                     if os.path.exists(f):

@@ -8,6 +8,12 @@ t_stats.py - counters and logs an operator can trust, in both engines.
   counts in `mailless stats -j`, on GET /metrics and in the metrics file;
   promtool accepts the scrape and the file; /metrics refuses other paths and
   methods; a scrape under load returns promptly;
+  /metrics slots: a client without a complete request head is dropped 2 s
+  after accept (silent or trickling), and 16 idle connections cannot lock a
+  scraper out (the oldest idle one is evicted); HEAD answers GET's headers,
+  Content-Length included, and no body;
+  the metrics file is written through mkstemp: a symlink planted at the old
+  predictable temp name is not followed, no temp file is left;
   one log line per session, with the envelope, hostile envelopes escaped and
   truncated; the per-second budget holds and what it drops is counted.
 """
@@ -228,6 +234,174 @@ def http_errors(env, engine):
     silent.close()
 
 
+def raw_http(pair, req, timeout=8):
+    """Send req on a new connection, read to EOF: (head text, body bytes)."""
+    import socket
+    with netns(pair.cli):
+        c = socket.create_connection((pair.v4, MPORT), timeout=timeout)
+    try:
+        c.sendall(req)
+        data = b""
+        while True:
+            x = c.recv(65536)
+            if not x:
+                break
+            data += x
+    finally:
+        c.close()
+    head, sep, body = data.partition(b"\r\n\r\n")
+    assert sep, "no end of response head: %r" % data[:200]
+    return head.decode(), body
+
+
+def content_length(head):
+    m = re.search(r"(?im)^content-length: *(\d+)\r?$", head)
+    assert m, "no Content-Length in %r" % head
+    return int(m.group(1))
+
+
+def metrics_server(env, engine):
+    pair = env.pair(x=155 + len(env.servers))
+    env.server(pair, engine=engine, host=HOST,
+               extra=["--metrics-listen", "%s:%d" % (pair.v4, MPORT)])
+    return pair
+
+
+def head_like_get(pair):
+    """HEAD: the same status line and headers as GET, no body."""
+    hh, hb = raw_http(pair, b"HEAD /metrics HTTP/1.1\r\nHost: m\r\n\r\n")
+    gh, gb = raw_http(pair, b"GET /metrics HTTP/1.1\r\nHost: m\r\n\r\n")
+    assert gh.startswith("HTTP/1.1 200") and hh.startswith("HTTP/1.1 200"), (hh, gh)
+    assert content_length(gh) == len(gb) > 0, "GET: Content-Length %d, body %d" % (
+        content_length(gh), len(gb))
+    assert content_length(hh) == content_length(gh), \
+        "HEAD Content-Length %d, GET's %d" % (content_length(hh), content_length(gh))
+    assert hb == b"", "HEAD sent a body of %d bytes" % len(hb)
+    assert hh == gh, "HEAD and GET headers differ: %r vs %r" % (hh, gh)
+    # A head that never ends within 4 KiB is 431 (exactly 4096 octets sent:
+    # unread octets would turn the close into a reset); a NUL in a header
+    # is fine.
+    big = b"GET /metrics HTTP/1.1\r\nX: "
+    h431, _ = raw_http(pair, big + b"a" * (4096 - len(big)))
+    assert h431.startswith("HTTP/1.1 431"), h431
+    hn, _ = raw_http(pair, b"GET /metrics HTTP/1.1\r\nX: a\x00b\r\n\r\n")
+    assert hn.startswith("HTTP/1.1 200"), hn
+
+
+def head_deadline(pair, engine):
+    """2 s from accept to a complete head, silent or trickling. (Bound:
+    3.5 s; the whole-scrape limit of 5 s fails it.)"""
+    import socket
+
+    def closed_after(sock, trickle):
+        t0 = time.monotonic()
+        sock.settimeout(0.3)
+        if trickle:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nX: ")
+        while time.monotonic() - t0 < 8:
+            try:
+                if sock.recv(100) == b"":
+                    return time.monotonic() - t0
+            except socket.timeout:
+                if trickle:
+                    sock.sendall(b"y")
+            except ConnectionResetError:
+                return time.monotonic() - t0
+        return None
+    for trickle in (False, True):
+        with netns(pair.cli):
+            c = socket.create_connection((pair.v4, MPORT), timeout=5)
+        took = closed_after(c, trickle)
+        c.close()
+        what = "trickling" if trickle else "silent"
+        assert took is not None and took < 3.5, "%s client not dropped %s" % (
+            what, "within 8 s" if took is None else "until %.1f s" % took)
+        t.note("%s: %s client without a complete head dropped after %.2f s" % (
+            engine, what, took))
+
+
+def idle_evicted(pair):
+    """16 idle connections take every slot; the next scraper is served and
+    the oldest idle one is the one evicted."""
+    import socket
+    idle = []
+    with netns(pair.cli):
+        for _ in range(16):
+            idle.append(socket.create_connection((pair.v4, MPORT), timeout=5))
+            time.sleep(0.005)  # distinct accept times, oldest first
+    try:
+        time.sleep(0.1)
+        for round_ in range(2):
+            if round_:  # the first scrape's slot is free again: fill it
+                with netns(pair.cli):
+                    idle.append(socket.create_connection((pair.v4, MPORT), timeout=5))
+                time.sleep(0.05)
+            status, _, text = scrape(pair, timeout=3)
+            assert status == 200 and "mailless_connections_admitted_total" in text, \
+                "scrape %d with 16 idle connections: %s" % (round_ + 1, status)
+            victim = idle[round_]
+            victim.settimeout(1)
+            try:
+                gone = victim.recv(10) == b""
+            except ConnectionResetError:
+                gone = True
+            except socket.timeout:
+                gone = False
+            assert gone, "the oldest idle connection (#%d) was not evicted" % (round_ + 1)
+            young = idle[-1]
+            young.setblocking(False)
+            try:
+                still = young.recv(10) != b""
+            except BlockingIOError:
+                still = True
+            except ConnectionResetError:
+                still = False
+            assert still, "the youngest idle connection was closed, not the oldest"
+    finally:
+        for c in idle:
+            c.close()
+
+
+def file_symlink(env, engine):
+    """A symlink planted at the old temp name PATH.tmp.PID is not followed."""
+    d = os.path.join(TMP, "sym")
+    os.mkdir(d)
+    mfile = os.path.join(d, "m.prom")
+    victim = os.path.join(TMP, "victim")
+    with open(victim, "w") as f:
+        f.write("precious\n")
+    pair = env.pair(x=165 + len(env.servers))
+    srv = env.server(pair, engine=engine, host=HOST,
+                     extra=["--metrics-file", mfile, "--metrics-interval", "1"])
+    planted = "%s.tmp.%d" % (mfile, srv.pid)
+    for _ in range(50):  # the old code's own temp file may be there a moment
+        try:
+            os.symlink(victim, planted)
+            break
+        except FileExistsError:
+            time.sleep(0.01)
+    assert os.path.islink(planted), "could not plant %s" % planted
+    deadline = time.monotonic() + 6
+    first = os.stat(mfile).st_mtime_ns if os.path.exists(mfile) else None
+    while time.monotonic() < deadline:  # two more writes after the plant
+        time.sleep(0.5)
+        if os.path.lexists(mfile) and os.lstat(mfile).st_mtime_ns != first:
+            break
+    time.sleep(1.2)
+    srv.stop()
+    with open(victim) as f:
+        v = f.read()
+    assert v == "precious\n", "the victim behind the symlink was written: %r" % v[:80]
+    assert not os.path.islink(mfile), "the metrics file is now a symlink to %s" % (
+        os.readlink(mfile))
+    st = os.stat(mfile)
+    assert oct(st.st_mode & 0o777) == oct(0o644), "metrics file mode %o" % (st.st_mode & 0o777)
+    with open(mfile) as f:
+        assert "mailless_connections_admitted_total" in f.read(), "metrics file lacks metrics"
+    left = sorted(p for p in os.listdir(d) if ".tmp." in p and os.path.join(d, p) != planted)
+    assert not left, "temp files left: %s" % left
+
+
 def scrape_under_load(env, engine):
     pair = env.pair(x=160 + len(env.servers))
     env.server(pair, engine=engine, host=HOST,   # 300 held from one address:
@@ -297,6 +471,21 @@ def main():
                   http_errors, env, e)
             t.run("stats/%s: a scrape under load returns promptly" % e,
                   scrape_under_load, env, e)
+        e = engines()[0] if engines() else None
+        if e:  # the endpoint and the file are the controller's, the same in both
+            mp = []
+            t.run("stats/%s: starts with --metrics-listen" % e,
+                  lambda: mp.append(metrics_server(env, e)))
+            mp = mp[0] if mp else None
+            t.run("stats/%s: HEAD answers GET's headers and Content-Length, no body"
+                  % e, head_like_get, mp)
+            t.run("stats/%s: a client without a complete head is dropped after 2 s"
+                  % e, head_deadline, mp, e)
+            t.run("stats/%s: 16 idle connections do not lock a scraper out "
+                  "(the oldest is evicted)" % e, idle_evicted, mp)
+            t.run("stats/%s: metrics file: a planted symlink is not followed, "
+                  "no temp file left" % e, file_symlink, env, e)
+        for e in engines():
             t.run("stats/%s: hostile envelopes escaped and truncated; log budget holds" % e,
                   hostile_and_budget, env, e)
     shutil.rmtree(TMP, ignore_errors=True)

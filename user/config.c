@@ -30,20 +30,27 @@ const char *ml_engine_name(enum ml_engine e)
 	}
 }
 
-/* The host's fully qualified name, or its plain name if DNS has none. */
+/* The host's fully qualified name, or its plain name if DNS has none.
+ * Resolved once per process: getaddrinfo may block on DNS, and a reload
+ * (SIGHUP, from the event loop) must not, so it reuses the name found at
+ * start. */
 static void default_hostname(char *buf, size_t len)
 {
+	static char cached[ML_HOST_MAX];
 	struct addrinfo hints = { .ai_flags = AI_CANONNAME }, *ai = NULL;
 	char name[ML_HOST_MAX] = "localhost";
 
-	gethostname(name, sizeof(name) - 1);
-	name[sizeof(name) - 1] = 0;
-	if (!strchr(name, '.') && getaddrinfo(name, NULL, &hints, &ai) == 0 &&
-	    ai && ai->ai_canonname && strlen(ai->ai_canonname) < len)
-		snprintf(name, sizeof(name), "%s", ai->ai_canonname);
-	if (ai)
-		freeaddrinfo(ai);
-	snprintf(buf, len, "%s", name);
+	if (!cached[0]) {
+		gethostname(name, sizeof(name) - 1);
+		name[sizeof(name) - 1] = 0;
+		if (!strchr(name, '.') && getaddrinfo(name, NULL, &hints, &ai) == 0 &&
+		    ai && ai->ai_canonname && strlen(ai->ai_canonname) < sizeof(cached))
+			snprintf(name, sizeof(name), "%s", ai->ai_canonname);
+		if (ai)
+			freeaddrinfo(ai);
+		snprintf(cached, sizeof(cached), "%s", name[0] ? name : "localhost");
+	}
+	snprintf(buf, len, "%s", cached);
 }
 
 static int parse_listen(struct ml_listen *l, const char *s, int need_port,

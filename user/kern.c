@@ -353,21 +353,106 @@ static void pin_path(char *buf, size_t len, const char *dir, const char *name)
 	snprintf(buf, len, "%s/%s", dir, name);
 }
 
+/* The PID holding a flock on the inode major:minor:ino, from /proc/locks
+ * (0 if none is listed there, e.g. the holder is in another PID namespace). */
+static int lock_holder(unsigned int major, unsigned int minor, unsigned long long ino)
+{
+	FILE *f = fopen("/proc/locks", "re");
+	char line[256];
+	int pid = 0;
+
+	if (!f)
+		return 0;
+	while (!pid && fgets(line, sizeof(line), f)) {
+		/* "1: FLOCK  ADVISORY  WRITE 1234 00:2a:5678 0 EOF"; a waiter's
+		 * line has "->" before FLOCK and is not the holder. */
+		const char *s = strstr(line, " FLOCK ");
+		unsigned int ma, mi;
+		unsigned long long in;
+		int p;
+
+		if (!s || strstr(line, "->"))
+			continue;
+		if (sscanf(s, " FLOCK %*s %*s %d %x:%x:%llu", &p, &ma, &mi, &in) == 4 &&
+		    ma == major && mi == minor && in == ino)
+			pid = p;
+	}
+	fclose(f);
+	return pid;
+}
+
+/*
+ * Create (0700) or open the pin dir and take its lock. An existing one must
+ * be a real directory (no symlink) owned by root or by us with no group or
+ * other permissions: anyone else who could open it could plant pins in it or
+ * take its lock and keep mailless from starting.
+ */
 static int lock_dir(const char *dir, int *fd_out)
 {
-	int fd;
+	struct statx st;
+	struct stat lst;
+	int fd, e, pid;
 
 	if (mkdir(dir, 0700) && errno != EEXIST) {
 		err("cannot create pin dir %s: %s (it must be on bpffs)", dir, strerror(errno));
 		return -errno;
 	}
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
-		err("cannot open pin dir %s: %s", dir, strerror(errno));
-		return -errno;
+		e = errno;
+		if (!lstat(dir, &lst) && S_ISLNK(lst.st_mode))
+			err("pin dir %s is a symbolic link: refusing it (whoever can change the "
+			    "link would choose where mailless pins and locks); give the real "
+			    "directory to --pin-dir, or remove the link", dir);
+		else if (e == ENOTDIR)
+			err("pin dir %s exists and is not a directory: remove it, or choose "
+			    "another --pin-dir", dir);
+		else
+			err("cannot open pin dir %s: %s", dir, strerror(e));
+		return -e;
+	}
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_MODE | STATX_UID | STATX_INO, &st)) {
+		e = errno;
+		err("cannot stat pin dir %s: %s", dir, strerror(e));
+		close(fd);
+		return -e;
+	}
+	if ((st.stx_uid != 0 && st.stx_uid != geteuid()) || (st.stx_mode & 077)) {
+		char fix[2 * PATH_MAX + 64];
+		int owner_ok = st.stx_uid == 0 || st.stx_uid == geteuid();
+
+		if (owner_ok)
+			snprintf(fix, sizeof(fix), "chmod 0700 %s", dir);
+		else
+			snprintf(fix, sizeof(fix), "chown %u %s && chmod 0700 %s", geteuid(), dir, dir);
+		err("pin dir %s is owned by uid %u with mode %04o: it must be owned by root%s "
+		    "with mode 0700 (no group or other access), or others could plant pins "
+		    "in it or lock it to keep mailless from starting; fix: %s (or remove it: "
+		    "mailless creates it with mode 0700)", dir, st.stx_uid, st.stx_mode & 07777,
+		    geteuid() ? " or by the user running mailless" : "", fix);
+		close(fd);
+		return -EPERM;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB)) {
-		err("another mailless holds %s (see: mailless status --pin-dir %s)", dir, dir);
+		char comm[64] = "", path[64];
+		FILE *f;
+
+		pid = lock_holder(st.stx_dev_major, st.stx_dev_minor, st.stx_ino);
+		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+		if (pid > 0 && (f = fopen(path, "re"))) {
+			if (!fgets(comm, sizeof(comm), f))
+				comm[0] = 0;
+			comm[strcspn(comm, "\n")] = 0;
+			fclose(f);
+		}
+		if (pid > 0)
+			err("another process (pid %d, %s) holds the lock on %s: stop it, or "
+			    "choose another --pin-dir (see: mailless status --pin-dir %s)",
+			    pid, comm[0] ? comm : "?", dir, dir);
+		else
+			err("another process holds the lock on %s (not listed in /proc/locks: "
+			    "another PID namespace?): stop it, or choose another --pin-dir "
+			    "(see: mailless status --pin-dir %s)", dir, dir);
 		close(fd);
 		return -EBUSY;
 	}

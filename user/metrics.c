@@ -4,17 +4,23 @@
  * `--metrics-listen ADDR:PORT` serves GET /metrics (text format 0.0.4), and
  * `--metrics-file PATH` rewrites a file atomically (temp file + rename) for
  * node_exporter's textfile collector. A scrape is a handful of non-blocking
- * syscalls; a slow or silent scraper is dropped, never waited for.
+ * syscalls; a slow or silent scraper is dropped, never waited for: it has
+ * HEAD_MS from accept to send a complete request head and SCRAPE_MS to be
+ * done, and when every slot is taken the oldest slot still waiting for its
+ * head makes room for the newcomer.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "guardctl.h"
+#include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
@@ -22,11 +28,12 @@
 
 #define SCRAPERS	16	/* concurrent scrape connections */
 #define REQ_MAX		4096	/* request head, bytes */
+#define HEAD_MS		2000	/* accept to complete request head, else dropped */
 #define SCRAPE_MS	5000	/* a scrape that takes longer is dropped */
 
 struct scraper {
 	int fd;			/* -1: free */
-	uint64_t deadline_ms;
+	uint64_t accepted_ms;
 	char req[REQ_MAX];
 	size_t rlen;
 	char *resp;
@@ -63,27 +70,62 @@ char *ml_metrics_render(struct ml_server *srv, size_t *len)
 	return buf;
 }
 
+/*
+ * The metrics file, replaced whole: a temp file made by mkstemp in the same
+ * directory (O_CREAT|O_EXCL: never an existing file, never through a
+ * symlink, whoever owns the directory), mode 0644, then rename over PATH.
+ * No fsync: the file is rewritten every interval, and a reader sees the old
+ * or the new text whole.
+ */
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0)
+			errno = EIO;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
 static void write_file(struct ml_server *srv)
 {
 	const char *path = srv->opts.metrics_file;
 	char tmp[PATH_MAX + 32];
 	size_t len = 0;
 	char *body = ml_metrics_render(srv, &len);
-	FILE *f;
+	int fd, e = 0;
 
 	if (!body)
 		return;
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-	f = fopen(tmp, "we");
-	if (!f || fwrite(body, 1, len, f) != len || fclose(f) || rename(tmp, path)) {
+	snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		e = errno;
+	} else {
+		if (fchmod(fd, 0644) || write_all(fd, body, len))
+			e = errno;
+		if (close(fd) && !e)
+			e = errno;
+		if (!e && rename(tmp, path))
+			e = errno;
+		if (e)
+			unlink(tmp);
+	}
+	if (e) {
 		static uint64_t last;
 
 		if (ml_now_ms() - last > 60000) {	/* say it once a minute */
-			warn("cannot write metrics file %s: %s", path, strerror(errno));
+			warn("cannot write metrics file %s (temp file %s): %s", path, tmp,
+			     strerror(e));
 			last = ml_now_ms();
 		}
-		if (f)
-			unlink(tmp);
 	}
 	free(body);
 }
@@ -127,8 +169,11 @@ static void drop(struct ml_server *srv, struct scraper *sc)
 	sc->fd = -1;
 }
 
+/* The response, whole; with_body = 0 for HEAD: the same headers (the
+ * Content-Length of the body GET would get) and no body. */
 static void respond(struct ml_server *srv, struct scraper *sc, int code, const char *why,
-		    const char *ctype, const char *extra, const char *body, size_t blen)
+		    const char *ctype, const char *extra, const char *body, size_t blen,
+		    int with_body)
 {
 	FILE *f = open_memstream(&sc->resp, &sc->len);
 
@@ -138,63 +183,69 @@ static void respond(struct ml_server *srv, struct scraper *sc, int code, const c
 	}
 	fprintf(f, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
 		"Connection: close\r\n%s\r\n", code, why, ctype, blen, extra);
-	fwrite(body, 1, blen, f);
+	if (with_body)
+		fwrite(body, 1, blen, f);
 	fclose(f);
 	sc->off = 0;
 }
 
-/* Parse the request head once it is complete and prepare the response. */
-static void handle(struct ml_server *srv, struct scraper *sc)
+/* A complete, well-formed request head: prepare the response. */
+static void handle(struct ml_server *srv, struct scraper *sc, const struct ml_http_req *req)
 {
 	static const char plain[] = "text/plain; charset=utf-8";
-	char method[16], path[256], version[16];
+	int head = !strcmp(req->method, "HEAD");
 	size_t blen = 0;
 	char *body;
 
-	if (sscanf(sc->req, "%15s %255s %15s", method, path, version) != 3 ||
-	    strncmp(version, "HTTP/1.", 7)) {
-		respond(srv, sc, 400, "Bad Request", plain, "", "bad request\n", 12);
+	if (strcmp(req->path, "/metrics") && strncmp(req->path, "/metrics?", 9)) {
+		respond(srv, sc, 404, "Not Found", plain, "", "only /metrics is served here\n", 29,
+			!head);
 		return;
 	}
-	if (strcmp(path, "/metrics") && strncmp(path, "/metrics?", 9)) {
-		respond(srv, sc, 404, "Not Found", plain, "", "only /metrics is served here\n", 29);
-		return;
-	}
-	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+	if (strcmp(req->method, "GET") && !head) {
 		respond(srv, sc, 405, "Method Not Allowed", plain, "Allow: GET, HEAD\r\n",
-			"only GET /metrics\n", 18);
+			"only GET /metrics\n", 18, 1);
 		return;
 	}
 	body = ml_metrics_render(srv, &blen);
 	if (!body) {
-		respond(srv, sc, 500, "Internal Server Error", plain, "", "out of memory\n", 14);
+		respond(srv, sc, 500, "Internal Server Error", plain, "", "out of memory\n", 14,
+			!head);
 		return;
 	}
-	respond(srv, sc, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", "", body,
-		strcmp(method, "HEAD") ? blen : 0);
+	respond(srv, sc, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", "", body, blen,
+		!head);
 	free(body);
 }
 
 static void io(struct ml_server *srv, struct scraper *sc)
 {
+	struct ml_http_req req;
 	ssize_t n;
 
 	if (!sc->resp) {
-		n = recv(sc->fd, sc->req + sc->rlen, REQ_MAX - 1 - sc->rlen, 0);
+		n = recv(sc->fd, sc->req + sc->rlen, REQ_MAX - sc->rlen, 0);
 		if (n <= 0) {
 			if (n == 0 || errno != EAGAIN)
 				drop(srv, sc);
 			return;
 		}
 		sc->rlen += n;
-		sc->req[sc->rlen] = 0;
-		if (strstr(sc->req, "\r\n\r\n") || strstr(sc->req, "\n\n"))
-			handle(srv, sc);
-		else if (sc->rlen >= REQ_MAX - 1)
+		switch (ml_http_parse(sc->req, sc->rlen, &req)) {
+		case ML_HTTP_DONE:
+			handle(srv, sc, &req);
+			break;
+		case ML_HTTP_BAD:
+			respond(srv, sc, 400, "Bad Request", "text/plain; charset=utf-8", "",
+				"bad request\n", 12, 1);
+			break;
+		case ML_HTTP_MORE:
+			if (sc->rlen < REQ_MAX)
+				return;
 			respond(srv, sc, 431, "Request Header Fields Too Large",
-				"text/plain; charset=utf-8", "", "request too large\n", 18);
-		else
-			return;
+				"text/plain; charset=utf-8", "", "request too large\n", 18, 1);
+			break;
+		}
 		if (!sc->resp)
 			return;
 	}
@@ -215,6 +266,23 @@ static void io(struct ml_server *srv, struct scraper *sc)
 	drop(srv, sc);
 }
 
+/* Every slot is taken: drop the one that has waited longest without a
+ * complete request head (an idle or trickling client), so that a scraper
+ * is never locked out by idle connections. Returns its index, or -1 if
+ * every slot already has its response. */
+static int evict_idle(struct ml_server *srv)
+{
+	struct ml_metrics *m = srv->metrics;
+	int i, old = -1;
+
+	for (i = 0; i < SCRAPERS; i++)
+		if (!m->sc[i].resp && (old < 0 || m->sc[i].accepted_ms < m->sc[old].accepted_ms))
+			old = i;
+	if (old >= 0)
+		drop(srv, &m->sc[old]);
+	return old;
+}
+
 void ml_metrics_event(struct ml_server *srv, uint32_t which)
 {
 	struct ml_metrics *m = srv->metrics;
@@ -230,13 +298,15 @@ void ml_metrics_event(struct ml_server *srv, uint32_t which)
 
 		for (i = 0; i < SCRAPERS && m->sc[i].fd >= 0; i++)
 			;
-		if (i == SCRAPERS) {	/* too many at once: this one waits its turn */
+		if (i == SCRAPERS)
+			i = evict_idle(srv);
+		if (i < 0) {	/* every slot is sending a response: come back later */
 			close(fd);
 			continue;
 		}
 		m->sc[i].fd = fd;
 		m->sc[i].rlen = 0;
-		m->sc[i].deadline_ms = ml_now_ms() + SCRAPE_MS;
+		m->sc[i].accepted_ms = ml_now_ms();
 		ev.data.u64 = ((uint64_t)ML_TAG_METRICS << 32) | (uint32_t)(i + 1);
 		if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev))
 			drop(srv, &m->sc[i]);
@@ -251,12 +321,14 @@ int ml_metrics_tick(struct ml_server *srv, uint64_t now)
 	if (!m)
 		return -1;
 	for (i = 0; i < SCRAPERS; i++) {
+		uint64_t deadline = m->sc[i].accepted_ms + (m->sc[i].resp ? SCRAPE_MS : HEAD_MS);
+
 		if (m->sc[i].fd < 0)
 			continue;
-		if (m->sc[i].deadline_ms <= now)
+		if (deadline <= now)
 			drop(srv, &m->sc[i]);
-		else if (next < 0 || (int)(m->sc[i].deadline_ms - now) < next)
-			next = m->sc[i].deadline_ms - now;
+		else if (next < 0 || (int)(deadline - now) < next)
+			next = deadline - now;
 	}
 	if (srv->opts.metrics_file[0]) {
 		if (m->next_file_ms <= now) {
