@@ -8,9 +8,53 @@ OUT      := .output
 ARCH     := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
+# CFLAGS, CPPFLAGS, LDFLAGS are the caller's (e.g. Debian's dpkg-buildflags):
+# they are added to, never replace, what mailless needs (warnings as errors,
+# include paths, hardening), so `make CFLAGS=...` builds the same program.
 CFLAGS   ?= -O2 -g
-CFLAGS   += -Wall -Wextra -Werror -Wno-format-truncation -std=gnu11 -Iinclude -I$(OUT) -D_GNU_SOURCE \
-	    -DML_VERSION='"$(VERSION)"' -MMD -MP
+CPPFLAGS ?=
+LDFLAGS  ?=
+
+# Hardening (README "Development"; tests/t_hardening.sh checks the result).
+# _FORTIFY_SOURCE=3 needs optimisation: none with -O0 (glibc would warn, and
+# -Werror stop), and the caller's own _FORTIFY_SOURCE level wins over ours.
+HARDEN_CFLAGS  := -fstack-protector-strong -fstack-clash-protection -fcf-protection -fPIE
+HARDEN_LDFLAGS := -pie -Wl,-z,relro,-z,now
+ifneq ($(findstring _FORTIFY_SOURCE,$(CPPFLAGS)),)
+FORTIFY :=
+else ifneq ($(filter -O0,$(CFLAGS)),)
+FORTIFY :=
+else
+FORTIFY := -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3
+endif
+
+# make SAN=1: the controller with AddressSanitizer and UBSan, objects under
+# $(OUT)/san/, binary ./mailless-san (the normal build is left alone). ASan
+# does the fortify checks' job itself: no _FORTIFY_SOURCE there.
+SAN      ?= 0
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ifeq ($(SAN),1)
+BUILD    := $(OUT)/san
+BIN      := mailless-san
+ML_SAN   := $(SAN_FLAGS)
+ML_FORTIFY :=
+else
+BUILD    := $(OUT)
+BIN      := mailless
+ML_SAN   :=
+ML_FORTIFY := $(FORTIFY)
+endif
+
+WARN     := -Wall -Wextra -Werror -Wno-format-truncation
+# The controller (ML_*: with the sanitizers under SAN=1), the tools and the C
+# test programs (TOOL_*: always the normal, hardened build).
+TOOL_CPPFLAGS = $(FORTIFY) $(CPPFLAGS)
+TOOL_CFLAGS   = $(HARDEN_CFLAGS) $(CFLAGS) $(WARN) -std=gnu11
+TOOL_LDFLAGS  = $(HARDEN_LDFLAGS) $(LDFLAGS)
+ML_CPPFLAGS = -Iinclude -I$(OUT) -D_GNU_SOURCE -DML_VERSION='"$(VERSION)"' $(ML_FORTIFY) $(CPPFLAGS)
+ML_CFLAGS   = $(HARDEN_CFLAGS) $(ML_SAN) $(CFLAGS) $(WARN) -std=gnu11 -MMD -MP
+ML_LDFLAGS  = $(HARDEN_LDFLAGS) $(ML_SAN) $(LDFLAGS)
+TEST_CPPFLAGS = -Iinclude -I$(OUT) -D_GNU_SOURCE $(FORTIFY) $(CPPFLAGS)
 LDLIBS   += -lxdp -lbpf -lelf -lz
 BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Iinclude \
 	    -I/usr/include/$(shell uname -m)-linux-gnu -Wall -Wextra -Werror \
@@ -25,7 +69,7 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 USER_SRCS := $(wildcard user/*.c)
-USER_OBJS := $(patsubst user/%.c,$(OUT)/user/%.o,$(USER_SRCS))
+USER_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(USER_SRCS))
 BPF_SRCS  := $(wildcard bpf/*.bpf.c)
 BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(OUT)/%.bpf.o,$(BPF_SRCS))
 SKELS     := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
@@ -33,7 +77,7 @@ SKELS     := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
 # Debian packages a fresh host needs to build, run and test mailless.
 DEPS_RUN  := clang llvm libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev make gcc pkg-config
 DEPS_TEST := $(DEPS_RUN) python3 swaks iproute2 util-linux strace \
-	     qemu-system-x86 busybox-static cpio kmod prometheus curl xdp-tools
+	     qemu-system-x86 busybox-static cpio kmod prometheus curl xdp-tools binutils
 # make bench: the plot, and the servers a user would pick instead of mailless.
 DEPS_BENCH := $(DEPS_RUN) python3 gnuplot-nox postfix ucspi-tcp
 
@@ -41,7 +85,11 @@ DEPS_BENCH := $(DEPS_RUN) python3 gnuplot-nox postfix ucspi-tcp
 .SECONDARY:
 .PHONY: all clean help deps deps-test deps-bench run test unit bench
 
+ifeq ($(SAN),1)
+all: $(BIN)
+else
 all: mailless tools/loadgen
+endif
 
 help:
 	@echo "make            build ./mailless (objects under $(OUT)/)"
@@ -55,7 +103,7 @@ help:
 	@echo "make clean      remove $(OUT)/ and ./mailless"
 	@echo "V=1             show the commands"
 
-$(OUT) $(OUT)/user $(OUT)/tests:
+$(OUT) $(BUILD)/user $(OUT)/tests:
 	$(Q)mkdir -p $@
 
 $(OUT)/%.bpf.o: bpf/%.bpf.c Makefile | $(OUT)
@@ -66,13 +114,13 @@ $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name $* > $@
 
-$(OUT)/user/%.o: user/%.c Makefile $(SKELS) | $(OUT)/user
+$(BUILD)/user/%.o: user/%.c Makefile $(SKELS) | $(BUILD)/user
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(ML_CPPFLAGS) $(ML_CFLAGS) -c $< -o $@
 
-mailless: $(USER_OBJS)
+$(BIN): $(USER_OBJS)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(ML_CFLAGS) $(ML_LDFLAGS) $^ $(LDLIBS) -o $@
 
 # Missing packages come from Debian's archive, nothing else is downloaded.
 define install_missing
@@ -114,14 +162,14 @@ unit: $(OUT)/tests/unit_proto
 	$(OUT)/tests/unit_proto
 
 clean:
-	rm -rf $(OUT) mailless
+	rm -rf $(OUT) mailless mailless-san
 
--include $(wildcard $(OUT)/*.d $(OUT)/user/*.d $(OUT)/tests/*.d)
+-include $(wildcard $(OUT)/*.d $(BUILD)/user/*.d $(OUT)/tests/*.d)
 
 # Tools: the load generator (tools/README.md).
 tools/loadgen: tools/loadgen.c Makefile
 	$(call msg,CC,$@)
-	$(Q)$(CC) -O2 -g -Wall -Wextra -Werror -std=gnu11 $< -o $@
+	$(Q)$(CC) $(TOOL_CPPFLAGS) $(TOOL_CFLAGS) $(TOOL_LDFLAGS) $< -o $@
 
 # Test programs (C): built by `make test`, also copied into the 6.1 VM.
 TEST_BINS := $(OUT)/tests/wirecheck $(OUT)/tests/unit_proto $(OUT)/tests/unit_bucket \
@@ -130,15 +178,15 @@ TEST_BINS := $(OUT)/tests/wirecheck $(OUT)/tests/unit_proto $(OUT)/tests/unit_bu
 tests-build: $(TEST_BINS)
 $(OUT)/tests/%: tests/c/%.c | $(OUT)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Wno-missing-field-initializers $< -o $@
+	$(Q)$(CC) $(TEST_CPPFLAGS) $(TOOL_CFLAGS) -MMD -MP $(TOOL_LDFLAGS) -Wno-missing-field-initializers $< -o $@
 # The guard's table test loads the real object through its skeleton. It
 # writes headers through struct pointers into byte buffers, as the kernel
 # does: -fno-strict-aliasing, or gcc -O2 drops those stores.
 $(OUT)/tests/guard_table: tests/c/guard_table.c $(OUT)/guard.skel.h include/guard.h include/bucket.h | $(OUT)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -fno-strict-aliasing -Wno-missing-field-initializers $< $(LDLIBS) -o $@
+	$(Q)$(CC) $(TEST_CPPFLAGS) $(TOOL_CFLAGS) -MMD -MP $(TOOL_LDFLAGS) -fno-strict-aliasing -Wno-missing-field-initializers $< $(LDLIBS) -o $@
 
 # The floor server for `make bench`: the cost of TCP alone (tools/floor.c).
 tools/floor: tools/floor.c Makefile
 	$(call msg,CC,$@)
-	$(Q)$(CC) -O2 -g -Wall -Wextra -Werror -std=gnu11 $< -o $@
+	$(Q)$(CC) $(TOOL_CPPFLAGS) $(TOOL_CFLAGS) $(TOOL_LDFLAGS) $< -o $@
