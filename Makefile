@@ -156,6 +156,7 @@ run: deps
 
 test: deps-test
 	$(MAKE) mailless tools/loadgen tests-build
+	$(MAKE) SAN=1 mailless-san
 	bash tests/run.sh
 
 unit: $(OUT)/tests/unit_proto
