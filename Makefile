@@ -77,7 +77,8 @@ SKELS     := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
 # Debian packages a fresh host needs to build, run and test mailless.
 DEPS_RUN  := clang llvm libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev make gcc pkg-config
 DEPS_TEST := $(DEPS_RUN) python3 swaks iproute2 util-linux strace \
-	     qemu-system-x86 busybox-static cpio kmod prometheus curl xdp-tools binutils
+	     qemu-system-x86 busybox-static cpio kmod prometheus curl xdp-tools binutils \
+	     libclang-rt-dev
 # make bench: the plot, and the servers a user would pick instead of mailless.
 DEPS_BENCH := $(DEPS_RUN) python3 gnuplot-nox postfix ucspi-tcp
 
@@ -157,6 +158,7 @@ run: deps
 test: deps-test
 	$(MAKE) mailless tools/loadgen tests-build
 	$(MAKE) SAN=1 mailless-san
+	$(MAKE) fuzz-build
 	bash tests/run.sh
 
 unit: $(OUT)/tests/unit_proto
@@ -191,3 +193,32 @@ $(OUT)/tests/guard_table: tests/c/guard_table.c $(OUT)/guard.skel.h include/guar
 tools/floor: tools/floor.c Makefile
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(TOOL_CPPFLAGS) $(TOOL_CFLAGS) $(TOOL_LDFLAGS) $< -o $@
+
+# Fuzzing (libFuzzer, clang; README "Development"). Every tests/fuzz/fuzz_NAME.c
+# is a harness (LLVMFuzzerTestOneInput); its seeds are tests/fuzz/corpus/NAME/.
+# Harnesses link what they call from $(OUT)/fuzz/libml.a: the controller's
+# objects (all but main.c), built with clang, ASan, UBSan and coverage. `make
+# fuzz` runs each for FUZZ_SECONDS (new inputs: $(OUT)/fuzz/corpus/NAME/,
+# crashes: $(OUT)/fuzz/crash/); tests/t_fuzz.sh runs each for 10 s.
+FUZZ_SECONDS ?= 60
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUT)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_OBJS := $(patsubst user/%.c,$(OUT)/fuzz/obj/%.o,$(filter-out user/main.c,$(USER_SRCS)))
+FUZZ_CFLAGS := -O1 -g $(SAN_FLAGS) $(WARN) -Wno-unknown-warning-option -std=gnu11 \
+	       -Iinclude -Iuser -I$(OUT) -D_GNU_SOURCE -DML_VERSION='"$(VERSION)"' -MMD -MP
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_BINS)
+fuzz: fuzz-build
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
+$(OUT)/fuzz/obj:
+	$(Q)mkdir -p $@
+$(OUT)/fuzz/obj/%.o: user/%.c Makefile $(SKELS) | $(OUT)/fuzz/obj
+	$(call msg,FUZZ-CC,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(OUT)/fuzz/libml.a: $(FUZZ_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(OUT)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(OUT)/fuzz/libml.a Makefile
+	$(call msg,FUZZ-LD,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(OUT)/fuzz/libml.a $(LDLIBS) -o $@
+-include $(wildcard $(OUT)/fuzz/*.d $(OUT)/fuzz/obj/*.d)
