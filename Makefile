@@ -32,6 +32,7 @@ endif
 # $(OUT)/san/, binary ./mailless-san (the normal build is left alone). ASan
 # does the fortify checks' job itself: no _FORTIFY_SOURCE there.
 SAN      ?= 0
+FUZZ_SECONDS ?= 60
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 ifeq ($(SAN),1)
 BUILD    := $(OUT)/san
@@ -97,11 +98,16 @@ help:
 	@echo "make run        install missing Debian packages, build, serve port 25 (root)"
 	@echo "make test       install missing Debian packages, build, run the whole test suite"
 	@echo "make unit       build and run the pure C unit tests only"
+	@echo "make SAN=1      build ./mailless-san with ASan+UBSan (objects in $(OUT)/san/);"
+	@echo "                tests/run.sh zsan runs tests on it (make test does)"
+	@echo "make fuzz       build the libFuzzer harnesses tests/fuzz/fuzz_*.c into $(OUT)/fuzz/"
+	@echo "                and run each FUZZ_SECONDS (default $(FUZZ_SECONDS)); make fuzz-build: build only"
 	@echo "make bench      install missing Debian packages, build, benchmark against"
 	@echo "                user engine, floor, Postfix, rblsmtpd (docs/benchmarks.md, root);"
 	@echo "                BENCH_QUICK=1 for a ~2-minute subset"
 	@echo "make tools/loadgen  build the load generator (tools/README.md)"
-	@echo "make clean      remove $(OUT)/ and ./mailless"
+	@echo "make clean      remove $(OUT)/, ./mailless and ./mailless-san"
+	@echo "CFLAGS= CPPFLAGS= LDFLAGS=  added to the hardened flags (e.g. dpkg-buildflags)"
 	@echo "V=1             show the commands"
 
 $(OUT) $(BUILD)/user $(OUT)/tests:
@@ -200,7 +206,7 @@ tools/floor: tools/floor.c Makefile
 # objects (all but main.c), built with clang, ASan, UBSan and coverage. `make
 # fuzz` runs each for FUZZ_SECONDS (new inputs: $(OUT)/fuzz/corpus/NAME/,
 # crashes: $(OUT)/fuzz/crash/); tests/t_fuzz.sh runs each for 10 s.
-FUZZ_SECONDS ?= 60
+
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUT)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_OBJS := $(patsubst user/%.c,$(OUT)/fuzz/obj/%.o,$(filter-out user/main.c,$(USER_SRCS)))
