@@ -8,9 +8,54 @@ OUT      := .output
 ARCH     := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
+# CFLAGS, CPPFLAGS, LDFLAGS are the caller's (e.g. Debian's dpkg-buildflags):
+# they are added to, never replace, what mailless needs (warnings as errors,
+# include paths, hardening), so `make CFLAGS=...` builds the same program.
 CFLAGS   ?= -O2 -g
-CFLAGS   += -Wall -Wextra -Werror -Wno-format-truncation -std=gnu11 -Iinclude -I$(OUT) -D_GNU_SOURCE \
-	    -DML_VERSION='"$(VERSION)"' -MMD -MP
+CPPFLAGS ?=
+LDFLAGS  ?=
+
+# Hardening (README "Development"; tests/t_hardening.sh checks the result).
+# _FORTIFY_SOURCE=3 needs optimisation: none with -O0 (glibc would warn, and
+# -Werror stop), and the caller's own _FORTIFY_SOURCE level wins over ours.
+HARDEN_CFLAGS  := -fstack-protector-strong -fstack-clash-protection -fcf-protection -fPIE
+HARDEN_LDFLAGS := -pie -Wl,-z,relro,-z,now
+ifneq ($(findstring _FORTIFY_SOURCE,$(CPPFLAGS)),)
+FORTIFY :=
+else ifneq ($(filter -O0,$(CFLAGS)),)
+FORTIFY :=
+else
+FORTIFY := -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3
+endif
+
+# make SAN=1: the controller with AddressSanitizer and UBSan, objects under
+# $(OUT)/san/, binary ./mailless-san (the normal build is left alone). ASan
+# does the fortify checks' job itself: no _FORTIFY_SOURCE there.
+SAN      ?= 0
+FUZZ_SECONDS ?= 60
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ifeq ($(SAN),1)
+BUILD    := $(OUT)/san
+BIN      := mailless-san
+ML_SAN   := $(SAN_FLAGS)
+ML_FORTIFY :=
+else
+BUILD    := $(OUT)
+BIN      := mailless
+ML_SAN   :=
+ML_FORTIFY := $(FORTIFY)
+endif
+
+WARN     := -Wall -Wextra -Werror -Wno-format-truncation
+# The controller (ML_*: with the sanitizers under SAN=1), the tools and the C
+# test programs (TOOL_*: always the normal, hardened build).
+TOOL_CPPFLAGS = $(FORTIFY) $(CPPFLAGS)
+TOOL_CFLAGS   = $(HARDEN_CFLAGS) $(CFLAGS) $(WARN) -std=gnu11
+TOOL_LDFLAGS  = $(HARDEN_LDFLAGS) $(LDFLAGS)
+ML_CPPFLAGS = -Iinclude -I$(OUT) -D_GNU_SOURCE -DML_VERSION='"$(VERSION)"' $(ML_FORTIFY) $(CPPFLAGS)
+ML_CFLAGS   = $(HARDEN_CFLAGS) $(ML_SAN) $(CFLAGS) $(WARN) -std=gnu11 -MMD -MP
+ML_LDFLAGS  = $(HARDEN_LDFLAGS) $(ML_SAN) $(LDFLAGS)
+TEST_CPPFLAGS = -Iinclude -I$(OUT) -D_GNU_SOURCE $(FORTIFY) $(CPPFLAGS)
 LDLIBS   += -lxdp -lbpf -lelf -lz
 BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Iinclude \
 	    -I/usr/include/$(shell uname -m)-linux-gnu -Wall -Wextra -Werror \
@@ -25,7 +70,7 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 USER_SRCS := $(wildcard user/*.c)
-USER_OBJS := $(patsubst user/%.c,$(OUT)/user/%.o,$(USER_SRCS))
+USER_OBJS := $(patsubst user/%.c,$(BUILD)/user/%.o,$(USER_SRCS))
 BPF_SRCS  := $(wildcard bpf/*.bpf.c)
 BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(OUT)/%.bpf.o,$(BPF_SRCS))
 SKELS     := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
@@ -34,7 +79,8 @@ SKELS     := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
 DEPS_RUN  := clang llvm libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev make gcc pkg-config
 # swaks needs IO::Socket::INET6 for IPv6 on Debian 12 (13's swaks does without).
 DEPS_TEST := $(DEPS_RUN) python3 swaks libio-socket-inet6-perl iproute2 util-linux strace \
-	     qemu-system-x86 busybox-static cpio kmod prometheus curl xdp-tools nftables
+	     qemu-system-x86 busybox-static cpio kmod prometheus curl xdp-tools nftables binutils \
+	     libclang-rt-dev
 # make bench: the plot, and the servers a user would pick instead of mailless.
 DEPS_BENCH := $(DEPS_RUN) python3 gnuplot-nox postfix ucspi-tcp
 
@@ -42,21 +88,30 @@ DEPS_BENCH := $(DEPS_RUN) python3 gnuplot-nox postfix ucspi-tcp
 .SECONDARY:
 .PHONY: all clean help deps deps-test deps-bench run test unit bench
 
+ifeq ($(SAN),1)
+all: $(BIN)
+else
 all: mailless tools/loadgen
+endif
 
 help:
 	@echo "make            build ./mailless (objects under $(OUT)/)"
 	@echo "make run        install missing Debian packages, build, serve port 25 (root)"
 	@echo "make test       install missing Debian packages, build, run the whole test suite"
 	@echo "make unit       build and run the pure C unit tests only"
+	@echo "make SAN=1      build ./mailless-san with ASan+UBSan (objects in $(OUT)/san/);"
+	@echo "                tests/run.sh zsan runs tests on it (make test does)"
+	@echo "make fuzz       build the libFuzzer harnesses tests/fuzz/fuzz_*.c into $(OUT)/fuzz/"
+	@echo "                and run each FUZZ_SECONDS (default $(FUZZ_SECONDS)); make fuzz-build: build only"
 	@echo "make bench      install missing Debian packages, build, benchmark against"
 	@echo "                user engine, floor, Postfix, rblsmtpd (docs/benchmarks.md, root);"
 	@echo "                BENCH_QUICK=1 for a ~2-minute subset"
 	@echo "make tools/loadgen  build the load generator (tools/README.md)"
-	@echo "make clean      remove $(OUT)/ and ./mailless"
+	@echo "make clean      remove $(OUT)/, ./mailless and ./mailless-san"
+	@echo "CFLAGS= CPPFLAGS= LDFLAGS=  added to the hardened flags (e.g. dpkg-buildflags)"
 	@echo "V=1             show the commands"
 
-$(OUT) $(OUT)/user $(OUT)/tests:
+$(OUT) $(BUILD)/user $(OUT)/tests:
 	$(Q)mkdir -p $@
 
 $(OUT)/%.bpf.o: bpf/%.bpf.c Makefile | $(OUT)
@@ -67,13 +122,13 @@ $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name $* > $@
 
-$(OUT)/user/%.o: user/%.c Makefile $(SKELS) | $(OUT)/user
+$(BUILD)/user/%.o: user/%.c Makefile $(SKELS) | $(BUILD)/user
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(ML_CPPFLAGS) $(ML_CFLAGS) -c $< -o $@
 
-mailless: $(USER_OBJS)
+$(BIN): $(USER_OBJS)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(ML_CFLAGS) $(ML_LDFLAGS) $^ $(LDLIBS) -o $@
 
 # Missing packages come from Debian's archive, nothing else is downloaded.
 define install_missing
@@ -109,6 +164,8 @@ run: deps
 
 test: deps-test
 	$(MAKE) mailless tools/loadgen tests-build
+	$(MAKE) SAN=1 mailless-san
+	$(MAKE) fuzz-build
 	bash tests/run.sh
 
 unit: $(OUT)/tests/unit_proto $(OUT)/tests/unit_srctab
@@ -116,14 +173,14 @@ unit: $(OUT)/tests/unit_proto $(OUT)/tests/unit_srctab
 	$(OUT)/tests/unit_srctab
 
 clean:
-	rm -rf $(OUT) mailless
+	rm -rf $(OUT) mailless mailless-san
 
--include $(wildcard $(OUT)/*.d $(OUT)/user/*.d $(OUT)/tests/*.d)
+-include $(wildcard $(OUT)/*.d $(BUILD)/user/*.d $(OUT)/tests/*.d)
 
 # Tools: the load generator (tools/README.md).
 tools/loadgen: tools/loadgen.c Makefile
 	$(call msg,CC,$@)
-	$(Q)$(CC) -O2 -g -Wall -Wextra -Werror -std=gnu11 $< -o $@
+	$(Q)$(CC) $(TOOL_CPPFLAGS) $(TOOL_CFLAGS) $(TOOL_LDFLAGS) $< -o $@
 
 # Test programs (C): built by `make test`, also copied into the 6.1 VM.
 TEST_BINS := $(OUT)/tests/wirecheck $(OUT)/tests/unit_proto $(OUT)/tests/unit_bucket \
@@ -132,15 +189,44 @@ TEST_BINS := $(OUT)/tests/wirecheck $(OUT)/tests/unit_proto $(OUT)/tests/unit_bu
 tests-build: $(TEST_BINS)
 $(OUT)/tests/%: tests/c/%.c | $(OUT)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -Wno-missing-field-initializers $< -o $@
+	$(Q)$(CC) $(TEST_CPPFLAGS) $(TOOL_CFLAGS) -MMD -MP $(TOOL_LDFLAGS) -Wno-missing-field-initializers $< -o $@
 # The guard's table test loads the real object through its skeleton. It
 # writes headers through struct pointers into byte buffers, as the kernel
 # does: -fno-strict-aliasing, or gcc -O2 drops those stores.
 $(OUT)/tests/guard_table: tests/c/guard_table.c $(OUT)/guard.skel.h include/guard.h include/bucket.h | $(OUT)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -fno-strict-aliasing -Wno-missing-field-initializers $< $(LDLIBS) -o $@
+	$(Q)$(CC) $(TEST_CPPFLAGS) $(TOOL_CFLAGS) -MMD -MP $(TOOL_LDFLAGS) -fno-strict-aliasing -Wno-missing-field-initializers $< $(LDLIBS) -o $@
 
 # The floor server for `make bench`: the cost of TCP alone (tools/floor.c).
 tools/floor: tools/floor.c Makefile
 	$(call msg,CC,$@)
-	$(Q)$(CC) -O2 -g -Wall -Wextra -Werror -std=gnu11 $< -o $@
+	$(Q)$(CC) $(TOOL_CPPFLAGS) $(TOOL_CFLAGS) $(TOOL_LDFLAGS) $< -o $@
+
+# Fuzzing (libFuzzer, clang; README "Development"). Every tests/fuzz/fuzz_NAME.c
+# is a harness (LLVMFuzzerTestOneInput); its seeds are tests/fuzz/corpus/NAME/.
+# Harnesses link what they call from $(OUT)/fuzz/libml.a: the controller's
+# objects (all but main.c), built with clang, ASan, UBSan and coverage. `make
+# fuzz` runs each for FUZZ_SECONDS (new inputs: $(OUT)/fuzz/corpus/NAME/,
+# crashes: $(OUT)/fuzz/crash/); tests/t_fuzz.sh runs each for 10 s.
+
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUT)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_OBJS := $(patsubst user/%.c,$(OUT)/fuzz/obj/%.o,$(filter-out user/main.c,$(USER_SRCS)))
+FUZZ_CFLAGS := -O1 -g $(SAN_FLAGS) $(WARN) -Wno-unknown-warning-option -std=gnu11 \
+	       -Iinclude -Iuser -I$(OUT) -D_GNU_SOURCE -DML_VERSION='"$(VERSION)"' -MMD -MP
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_BINS)
+fuzz: fuzz-build
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
+$(OUT)/fuzz/obj:
+	$(Q)mkdir -p $@
+$(OUT)/fuzz/obj/%.o: user/%.c Makefile $(SKELS) | $(OUT)/fuzz/obj
+	$(call msg,FUZZ-CC,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(OUT)/fuzz/libml.a: $(FUZZ_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(OUT)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(OUT)/fuzz/libml.a Makefile
+	$(call msg,FUZZ-LD,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(OUT)/fuzz/libml.a $(LDLIBS) -o $@
+-include $(wildcard $(OUT)/fuzz/*.d $(OUT)/fuzz/obj/*.d)

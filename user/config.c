@@ -93,7 +93,7 @@ static int parse_listen(struct ml_listen *l, const char *s, int need_port,
 	if (port) {
 		errno = 0;
 		p = strtoul(port, &end, 10);
-		if (errno || *end || !*port || p == 0 || p > 65535) {
+		if (errno || *end || !isdigit((unsigned char)*port) || p == 0 || p > 65535) {
 			snprintf(err, errlen, "bad port in listen address '%s' (want 1-65535)", s);
 			return -EINVAL;
 		}
@@ -128,9 +128,11 @@ int ml_parse_uint(const char *key, const char *val, unsigned int min,
 	unsigned long v;
 	char *end;
 
+	/* Plain decimal digits: strtoul alone would take " 5", "+5", and
+	 * "-18446744073709551611" (as 5). */
 	errno = 0;
 	v = strtoul(val, &end, 10);
-	if (errno || *end || !*val || val[0] == '-' || v < min || v > max) {
+	if (errno || *end || !isdigit((unsigned char)val[0]) || v < min || v > max) {
 		snprintf(err, errlen, "bad value '%s' for %s (want a whole number %u-%u)",
 			 val, key, min, max);
 		return -EINVAL;

@@ -83,8 +83,8 @@ static int parse_prefix(const char *s, int *v6, unsigned char addr[16], unsigned
 	l = *v6 ? 128 : 32;
 	if (slash) {
 		errno = 0;
-		l = strtoul(slash + 1, &end, 10);
-		if (errno || *end || !slash[1] || l > (*v6 ? 128u : 32u))
+		l = strtoul(slash + 1, &end, 10);	/* digits only: not "+8", "-4294967288" */
+		if (errno || *end || !isdigit((unsigned char)slash[1]) || l > (*v6 ? 128u : 32u))
 			return -EINVAL;
 	}
 	*len = l;
@@ -105,15 +105,17 @@ static int add_prefixes(char *buf, size_t size, const char *key, const char *val
 			 "in all; put long lists in %s-file)", key, ML_PREFIXES_MAX - 1, key);
 		return -EINVAL;
 	}
+	/* All of the value or none of it: check every prefix, then append. */
 	snprintf(tmp, sizeof(tmp), "%s", val);
-	for (tok = strtok_r(tmp, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+	for (tok = strtok_r(tmp, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save))
 		if (parse_prefix(tok, &v6, addr, &len)) {
 			snprintf(err, errlen, "bad prefix '%s' for %s (want ADDR[/LEN], e.g. "
 				 "192.0.2.0/24 or 2001:db8::/32)", tok, key);
 			return -EINVAL;
 		}
+	snprintf(tmp, sizeof(tmp), "%s", val);
+	for (tok = strtok_r(tmp, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save))
 		snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", buf[0] ? " " : "", tok);
-	}
 	return 0;
 }
 

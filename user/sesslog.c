@@ -85,8 +85,9 @@ void ml_sesslog_sockaddr(char *buf, size_t len, const struct sockaddr_storage *s
 }
 
 /* Escape an envelope argument: drop "FROM:"/"TO:", keep printable ASCII,
- * write everything else (and '"', '\\') as \xHH; note what was cut. */
-static void escape(char *out, size_t outlen, const __u8 *s, __u32 n, __u32 total)
+ * write everything else (and '"', '\\') as \xHH; note what was cut.
+ * outlen >= 1 (tests/fuzz/fuzz_escape.c checks what this promises). */
+void ml_sesslog_escape(char *out, size_t outlen, const __u8 *s, __u32 n, __u32 total)
 {
 	size_t o = 0;
 	__u32 i = 0;
@@ -128,8 +129,8 @@ void ml_sesslog_print(struct ml_server *srv, const char *client, const char *loc
 				 verbs[0] ? "," : "", verb[v]);
 	if (srv->opts.dialect == ML_DIALECT_RCPT && (m->verbs & (1u << ML_V_MAIL) ||
 						     m->nrcpt)) {
-		escape(from, sizeof(from), m->from, m->from_len, m->from_total);
-		escape(rcpt, sizeof(rcpt), m->rcpt, m->rcpt_len, m->rcpt_total);
+		ml_sesslog_escape(from, sizeof(from), m->from, m->from_len, m->from_total);
+		ml_sesslog_escape(rcpt, sizeof(rcpt), m->rcpt, m->rcpt_len, m->rcpt_total);
 		snprintf(env, sizeof(env), " from=\"%s\" rcpt=\"%s\" rcpts=%u", from, rcpt,
 			 m->nrcpt);
 	}

@@ -14,6 +14,9 @@ struct ml_server;
 int ml_sesslog_allow(struct ml_server *srv);
 void ml_sesslog_addr(char *buf, size_t len, const __u32 addr[4], unsigned int port);
 void ml_sesslog_sockaddr(char *buf, size_t len, const struct sockaddr_storage *ss);
+/* An envelope argument (n of total octets) as the log line shows it:
+ * printable ASCII, \xHH for the rest, "...(T octets)" if cut; outlen >= 1. */
+void ml_sesslog_escape(char *out, size_t outlen, const __u8 *s, __u32 n, __u32 total);
 void ml_sesslog_print(struct ml_server *srv, const char *client, const char *local,
 		      const struct ml_summary *m, int reason, uint64_t dur_ms);
 
