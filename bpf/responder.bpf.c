@@ -231,6 +231,9 @@ static __always_inline __u32 reply_len(const struct ml_config *cfg, __u32 op)
 {
 	__u32 n;
 
+	/* Bound the very register that indexes: 6.1 loses a bound checked
+	 * on a copy (here when op came out of a masked opcode octet). */
+	asm volatile("" : "+r"(op));
 	if (op >= ML_OP__MAX)
 		return 0;
 	n = cfg->replies[op].len;

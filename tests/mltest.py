@@ -478,6 +478,7 @@ class Replies:
         self.toolong = L(b"500 H line too long")
         self.flood = L(b"421 H no line end in 64 KiB, closing connection")
         self.pipeline = L(b"421 H too many pipelined commands, closing connection")
+        self.backlog = L(b"421 H too many unread replies, closing connection")
         self.idle = L(b"421 H idle timeout, closing connection")
         self.maxtime = L(b"421 H session time limit, closing connection")
         self.busy = L(b"421 H too many sessions, try again later")
