@@ -67,18 +67,23 @@ enum ml_op {
 #define ML_BACKLOG_MAX	(256 * 1024)
 
 /*
- * The bound in force: ML_BACKLOG_MAX, or half the socket's send buffer
- * (sk_sndbuf, what SO_SNDBUF reports) if that is less. The kernel engine's
- * replies are expanded by sk_msg on their way into the socket, and tcp_bpf
- * cannot send an expanded message in part: a message that finds the send
- * buffer full loses its rest. Keeping everything outstanding within half of
- * the buffer (the other half is the kernel's per-skb overhead) means an
- * expansion always fits. The user engine applies the same bound.
+ * The bound in force: half the socket's send buffer (sk_sndbuf, what
+ * SO_SNDBUF reports), but at least ML_BACKLOG_MIN (what one received
+ * segment may ask for, so that a pipelining client that does read is never
+ * cut) and at most ML_BACKLOG_MAX. The kernel engine's replies are expanded
+ * by sk_msg on their way into the socket, and tcp_bpf cannot send an
+ * expanded message in part: a message that finds the send buffer full loses
+ * its rest (README "Known defects"); half the buffer leaves room for the
+ * kernel's per-skb overhead. The user engine applies the same bound.
  */
+#define ML_BACKLOG_MIN	(64 * 1024)
+
 static inline __u32 ml_backlog_limit(int sndbuf)
 {
 	__u32 half = sndbuf > 0 ? (__u32)sndbuf / 2 : 0;
 
+	if (half < ML_BACKLOG_MIN)
+		half = ML_BACKLOG_MIN;
 	return half < ML_BACKLOG_MAX ? half : ML_BACKLOG_MAX;
 }
 
