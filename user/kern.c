@@ -613,6 +613,25 @@ static void start_drain(struct ml_server *srv, struct ml_session *s, uint64_t by
 	srv->eng->drain(srv, s);
 }
 
+/* The session's entry in the kernel's session map, by its socket's flow. */
+static int session_entry(struct kpriv *k, int fd, struct ml_sock *ms)
+{
+	struct ml_flow f;
+
+	if (flow_of(fd, &f) ||
+	    bpf_map_lookup_elem(bpf_map__fd(k->skel->maps.sessions), &f, ms))
+		return -errno;
+	return 0;
+}
+
+/* Look again after a backoff of 1 to 64 ms (the drain deadline bounds it). */
+static void drain_again(struct ml_server *srv, struct ml_session *s)
+{
+	ml_session_timer(srv, s, ml_now_ms() + s->drain_wait_ms);
+	if (s->drain_wait_ms < 64)
+		s->drain_wait_ms *= 2;
+}
+
 /*
  * ML_S_FAILING: the kernel dropped a segment it could not answer (ML_EV_FAIL)
  * and answers nothing more. The 421 is the controller's to send, after the
@@ -647,28 +666,22 @@ static void k_drain(struct ml_server *srv, struct ml_session *s)
 	}
 	if (s->state == ML_S_FAILING) {
 		struct ml_sock ms;
-		struct ml_flow f;
 
-		if (flow_of(s->fd, &f) ||
-		    bpf_map_lookup_elem(bpf_map__fd(k->skel->maps.sessions), &f, &ms)) {
+		if (session_entry(k, s->fd, &ms)) {
 			ml_session_close(srv, s);
 			return;
 		}
 		if (k_fail_send(srv, s, &ms)) {
-			ml_session_timer(srv, s, ml_now_ms() + s->drain_wait_ms);
-			if (s->drain_wait_ms < 64)
-				s->drain_wait_ms *= 2;
+			drain_again(srv, s);
 			return;
 		}
-		target = UINT64_MAX;
+		target = UINT64_MAX;	/* the 421 just sent counts: read again */
 	}
 	if (target == UINT64_MAX) {
 		/* The client closed: wait for the replies to what it sent. */
 		struct ml_sock ms;
-		struct ml_flow f;
 
-		if (flow_of(s->fd, &f) ||
-		    bpf_map_lookup_elem(bpf_map__fd(k->skel->maps.sessions), &f, &ms)) {
+		if (session_entry(k, s->fd, &ms)) {
 			ml_session_close(srv, s);
 			return;
 		}
@@ -678,9 +691,7 @@ static void k_drain(struct ml_server *srv, struct ml_session *s)
 		ml_session_close(srv, s);
 		return;
 	}
-	ml_session_timer(srv, s, ml_now_ms() + s->drain_wait_ms);
-	if (s->drain_wait_ms < 64)
-		s->drain_wait_ms *= 2;
+	drain_again(srv, s);
 }
 
 /* ML_EV_PEER: the client closed (CLOSE_WAIT) or reset (CLOSE). A cookie not
