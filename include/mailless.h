@@ -78,6 +78,15 @@ enum ml_op {
  */
 #define ML_BACKLOG_MIN	(64 * 1024)
 
+/*
+ * SO_RCVBUF of every listener, inherited by the sessions it accepts (the
+ * kernel doubles it: 32 KiB of receive memory, autotuning off). A client's
+ * window, and so what it can have queued at the server at once, stays well
+ * under the 64 KiB the kernel engine can rewrite in one segment; SMTP
+ * commands never need more.
+ */
+#define ML_RCVBUF	(16 * 1024)
+
 static inline __u32 ml_backlog_limit(int sndbuf)
 {
 	__u32 half = sndbuf > 0 ? (__u32)sndbuf / 2 : 0;

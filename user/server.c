@@ -384,6 +384,12 @@ static int open_listener(const struct ml_listen *l)
 		return -errno;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* Accepted sockets inherit a fixed receive buffer (no autotuning up to
+	 * tcp_rmem's 6 MiB): what a client has in flight is bounded by its
+	 * window, so no skb the kernel engine gets, even bytes queued before
+	 * accept() and coalesced, can pass the 64 KiB its helpers reach. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &(int){ ML_RCVBUF }, sizeof(int)))
+		warn("SO_RCVBUF on %s: %s", l->text, strerror(errno));
 	if (fam == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const void *)&l->ss;
 		int any = IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
