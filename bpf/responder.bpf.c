@@ -39,6 +39,7 @@ char LICENSE[] SEC("license") = "GPL";
  * the running kernel's BTF, so no vmlinux.h is needed. */
 struct sock {
 	int sk_sndbuf;
+	int sk_wmem_queued;
 } __attribute__((preserve_access_index));
 struct inet_sock {
 	struct sock sk;
@@ -49,6 +50,8 @@ struct inet_connection_sock {
 struct tcp_sock {
 	struct inet_connection_sock inet_conn;
 	__u64 bytes_acked;	/* RFC 4898 tcpEStatsAppHCThruOctetsAcked */
+	__u32 mss_cache;	/* the MSS segments are cut to now */
+	__u16 gso_segs;		/* MSSes one skb is filled with (tcp_xmit_size_goal) */
 } __attribute__((preserve_access_index));
 
 /* Set by the controller before load. */
@@ -744,11 +747,22 @@ fail:
 
 struct count {
 	struct sk_msg_md *msg;
+	struct ml_sock *s;	/* its codes[]: map memory, untracked by the verifier */
 	__u32 greets;
 	__u32 nops;
 	__u32 text_len;
 	__u32 err;
 };
+
+/* Replies are counted by code in the session's codes[] and added to the
+ * counters only once the message is sure to go. */
+static __always_inline void count_code(struct count *c, __u32 code)
+{
+	int k = ml_code_stat(code) - ML_ST_REPLY_220;
+
+	if (k >= 0 && k < ML_NCODES)
+		c->s->codes[k]++;
+}
 
 static long count_op(__u64 index, void *data)
 {
@@ -779,10 +793,10 @@ static long count_op(__u64 index, void *data)
 	if (b & ML_OP_GREET_FLAG) {
 		c->greets++;
 		c->text_len += reply_len(cfg, ML_OP_GREET);
-		stat_add(ml_code_stat(ml_op_code(cfg->dialect, ML_OP_GREET)), 1);
+		count_code(c, ml_op_code(cfg->dialect, ML_OP_GREET));
 	}
 	c->text_len += reply_len(cfg, op);
-	stat_add(ml_code_stat(ml_op_code(cfg->dialect, op)), 1);
+	count_code(c, ml_op_code(cfg->dialect, op));
 	c->nops++;
 	return 0;
 }
@@ -802,9 +816,11 @@ static __always_inline int msg_drop(struct sk_msg_md *msg, __u32 size)
 	return SK_PASS;
 }
 
-/* Expanding failed: drop this message and every later opcode of the
- * session, and have the controller send a 421 and close (ML_EV_FAIL). */
-static __always_inline int msg_fail(struct sk_msg_md *msg, struct ml_sock *s, __u32 size)
+/* Expanding failed, or cannot be sent whole: drop this message and every
+ * later opcode of the session, and have the controller send the 421 of op
+ * (ML_OP_ERROR, ML_OP_BACKLOG) and close (ML_EV_FAIL). */
+static __always_inline int msg_fail_op(struct sk_msg_md *msg, struct ml_sock *s, __u32 size,
+				       __u32 op)
 {
 	struct ml_event *ev;
 
@@ -813,17 +829,59 @@ static __always_inline int msg_fail(struct sk_msg_md *msg, struct ml_sock *s, __
 		s->closing = 1;
 		ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 		if (!ev) {
-			s->lost_fail = ML_OP_ERROR;
+			s->lost_fail = op;
 			__sync_fetch_and_add(&events_lost, 1);
 		} else {
 			ev->cookie = s->cookie;
 			ev->out_bytes = 0;
 			ev->type = ML_EV_FAIL;
-			ev->op = ML_OP_ERROR;
+			ev->op = op;
 			bpf_ringbuf_submit(ev, 0);
 		}
 	}
 	return msg_drop(msg, size);
+}
+
+static __always_inline int msg_fail(struct sk_msg_md *msg, struct ml_sock *s, __u32 size)
+{
+	return msg_fail_op(msg, s, size, ML_OP_ERROR);
+}
+
+/* What one skb of the socket's write queue costs beyond its payload
+ * (SKB_TRUESIZE of tcp_stream_alloc_skb's head: about 1,280 octets on
+ * x86_64), with room to spare. */
+#define SKB_COST 2048
+
+/*
+ * Will text_len octets of expanded replies go into the send buffer whole?
+ * tcp_bpf sends an expanded message with MSG_DONTWAIT and cannot send it in
+ * part: where tcp_sendmsg_locked needs a new skb and finds sk_wmem_queued at
+ * sk_sndbuf, the rest of the message is freed (tcp_bpf_send_verdict) and
+ * the client gets a reply cut short. A new skb is needed every size goal
+ * (gso_segs * MSS, at least one MSS: small when the client's MSS or window
+ * is), each costing SKB_COST; half the current goal is assumed. The socket
+ * is locked while this program and the push run: the queue only grows by
+ * what this message adds.
+ */
+static __always_inline int send_fits(struct sk_msg_md *msg, __u32 text_len)
+{
+	struct bpf_sock *sk = msg->sk;
+	struct tcp_sock *tp;
+	__u64 goal, need;
+	__s64 room;
+
+	if (!sk)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	goal = (__u64)(tp->gso_segs ? tp->gso_segs : 1) * tp->mss_cache / 2;
+	if (goal < 64)
+		goal = 64;
+	need = text_len + (text_len / goal + 2) * SKB_COST;
+	room = (__s64)tp->inet_conn.icsk_inet.sk.sk_sndbuf -
+	       tp->inet_conn.icsk_inet.sk.sk_wmem_queued;
+	return room > 0 && need <= (__u64)room;
 }
 
 SEC("sk_msg")
@@ -885,11 +943,20 @@ int ml_msg(struct sk_msg_md *msg)
 		return msg_drop(msg, size);
 
 	c.msg = msg;
+	c.s = s;
+	__builtin_memset(s->codes, 0, sizeof(s->codes));
 	bpf_loop(size, count_op, &c, 0);
 	if (c.err || c.text_len + c.nops > SEG_MAX)
 		return msg_fail(msg, s, size);
 	if (c.nops == 0)
 		return msg_drop(msg, size);	/* padding only */
+	/* A client that takes its replies too slowly for the verdict's
+	 * backlog bound to catch (a small window or MSS makes the send
+	 * buffer hold less): 421 rather than a reply cut short. */
+	if (!send_fits(msg, c.text_len)) {
+		stat_add(ML_ST_SNDBUF_FULL, 1);
+		return msg_fail_op(msg, s, size, ML_OP_BACKLOG);
+	}
 
 	/* Drop the zeroed padding, then make room for the text in front of
 	 * the opcodes and fill it in. Every step is checked: a message goes
@@ -912,6 +979,9 @@ int ml_msg(struct sk_msg_md *msg)
 
 	__sync_fetch_and_add(&s->out_bytes, c.text_len);
 	stat_add(ML_ST_TX_BYTES, c.text_len);
+	for (int k = 0; k < ML_NCODES; k++)
+		if (s->codes[k])
+			stat_add(ML_ST_REPLY_220 + k, s->codes[k]);
 	__sync_fetch_and_add(&s->ops_done, c.nops);
 	__sync_fetch_and_add(&s->sum.nreplies, c.nops + c.greets);
 

@@ -70,11 +70,11 @@ enum ml_op {
  * The bound in force: half the socket's send buffer (sk_sndbuf, what
  * SO_SNDBUF reports), but at least ML_BACKLOG_MIN (what one received
  * segment may ask for, so that a pipelining client that does read is never
- * cut) and at most ML_BACKLOG_MAX. The kernel engine's replies are expanded
- * by sk_msg on their way into the socket, and tcp_bpf cannot send an
- * expanded message in part: a message that finds the send buffer full loses
- * its rest (README "Known defects"); half the buffer leaves room for the
- * kernel's per-skb overhead. The user engine applies the same bound.
+ * cut) and at most ML_BACKLOG_MAX. Half the buffer leaves room for the
+ * kernel's per-skb overhead: the kernel engine's replies are expanded by
+ * sk_msg on their way into the socket, and tcp_bpf cannot send an expanded
+ * message in part (send_fits() in bpf/responder.bpf.c). The user engine
+ * applies the same bound.
  */
 #define ML_BACKLOG_MIN	(64 * 1024)
 
@@ -86,6 +86,17 @@ enum ml_op {
  * commands never need more.
  */
 #define ML_RCVBUF	(16 * 1024)
+
+/*
+ * SO_SNDBUF of every listener, likewise inherited (doubled: 128 KiB;
+ * autotuning off), so ml_backlog_limit() is ML_BACKLOG_MIN for every
+ * session: the replies a client has not acknowledged, the closing 421
+ * included, stop at 64 KiB. Autotuned, a session that has sent little has
+ * about 80 KiB, and a non-reading client's window keeps it there: too
+ * little for one segment's 60 KiB of replies beside unread ones, so sk_msg's
+ * send_fits() would end such sessions a segment early.
+ */
+#define ML_SNDBUF	(64 * 1024)
 
 static inline __u32 ml_backlog_limit(int sndbuf)
 {
@@ -141,6 +152,7 @@ static inline __u32 ml_backlog_limit(int sndbuf)
 	X(LOG_DROPPED, log_dropped)	/* session log lines over the rate cap */ \
 	X(EVENTS_LOST, events_lost)	/* ring buffer full: recovered by a sweep */ \
 	X(MSG_DROPS, msg_drops)		/* sk_msg could not empty a message: SK_DROP */ \
+	X(SNDBUF_FULL, sndbuf_full)	/* replies would not fit the send buffer: 421 */ \
 	X(SESSIONS_MAP, sessions_map)	/* entries in the kernel session map (gauge) */
 
 /*
@@ -251,6 +263,8 @@ struct ml_summary {
 };
 
 /* Per-socket state, created by sock_ops, removed when the socket closes. */
+#define ML_NCODES	(ML_ST_REPLY_554 - ML_ST_REPLY_220 + 1)
+
 struct ml_sock {
 	__u64 cookie;		/* socket cookie, for the controller */
 	__u64 out_bytes;	/* reply octets the sk_msg program produced */
@@ -274,6 +288,9 @@ struct ml_sock {
 	__u32 lost_op;
 	__u32 lost_peer;
 	__u32 lost_fail;
+	/* sk_msg's scratch: the message's replies by code (ML_ST_REPLY_220
+	 * on), added to the counters once it is sure to go out. */
+	__u32 codes[ML_NCODES];
 	struct ml_parser parser;
 	struct ml_summary sum;
 };

@@ -654,6 +654,22 @@ static int k_fail_send(struct ml_server *srv, struct ml_session *s, const struct
 	return 0;
 }
 
+/*
+ * A 421 ends a client that is likely still sending (a flood, a pipeliner
+ * that does not read). close() now would have the kernel answer its next
+ * segment with a reset that throws away the replies not yet delivered
+ * (TCPAbortOnData), so linger as the user engine does (ml_linger_begin;
+ * the verdict drops what comes after the closing reply), polling for the
+ * client's FIN. A client that sent QUIT, or closed first, sends nothing
+ * more: closed at once.
+ */
+static void linger(struct ml_server *srv, struct ml_session *s)
+{
+	ml_linger_begin(s);
+	s->drain_wait_ms = 1;
+	drain_again(srv, s);
+}
+
 static void k_drain(struct ml_server *srv, struct ml_session *s)
 {
 	struct kpriv *k = srv->eng_priv;
@@ -662,6 +678,11 @@ static void k_drain(struct ml_server *srv, struct ml_session *s)
 
 	if (tcp_queued(s->fd, &queued, &st, NULL) || st == BPF_TCP_CLOSE) {
 		ml_session_close(srv, s);
+		return;
+	}
+	if (s->state == ML_S_LINGER) {
+		/* FIN_WAIT1/2 until the client's FIN (then CLOSE, above). */
+		drain_again(srv, s);
 		return;
 	}
 	if (s->state == ML_S_FAILING) {
@@ -688,7 +709,10 @@ static void k_drain(struct ml_server *srv, struct ml_session *s)
 		target = ms.ops_done == ms.ops_out || ms.msg_failed ? ms.out_bytes : UINT64_MAX;
 	}
 	if (queued >= target) {
-		ml_session_close(srv, s);
+		if (s->reason == ML_ST_CLOSE_QUIT || s->reason == ML_ST_CLOSE_CLIENT)
+			ml_session_close(srv, s);
+		else
+			linger(srv, s);
 		return;
 	}
 	drain_again(srv, s);
@@ -769,8 +793,13 @@ static void log_record(struct ml_server *srv, const struct ml_log_event *le)
 		reason = srv->closed[i].reason;
 		start = srv->closed[i].start_ms;
 	} else if ((i = ck_find(k, le->ev.cookie)) >= 0) {
-		/* Reset under an open session: its close comes later. */
-		start = srv->sess[k->ckfd[i]].start_ms;
+		/* Lingering after its 421 (shutdown() left ESTABLISHED), or
+		 * reset under an open session: its close comes later. */
+		const struct ml_session *o = &srv->sess[k->ckfd[i]];
+
+		start = o->start_ms;
+		if (o->state == ML_S_LINGER && o->reason)
+			reason = o->reason;
 	}
 	if (!ml_sesslog_allow(srv))
 		return;

@@ -6,6 +6,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/sock_diag.h>
+#include <linux/tcp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -90,10 +92,32 @@ void ml_count_reply(struct ml_server *srv, unsigned int op)
 	ml_count(srv, ML_ST_TX_BYTES, srv->render.replies[op].len);
 }
 
+/*
+ * Room in the socket's send buffer for len octets in one go: a reply the
+ * controller writes must go whole or not at all (half a 421 and a close is
+ * worse than neither; in the kernel engine, sk_msg would read the rest of a
+ * line sent again as opcodes). SO_MEMINFO gives the kernel's own test,
+ * sk_wmem_queued against sk_sndbuf, with a new skb's cost to spare.
+ */
+static int send_room(int fd, unsigned int len)
+{
+	uint32_t mi[SK_MEMINFO_VARS];
+	socklen_t sl = sizeof(mi);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mi, &sl) || sl < sizeof(mi))
+		return 1;	/* cannot tell: let send() decide */
+	return (uint64_t)mi[SK_MEMINFO_WMEM_QUEUED] + len + 4096 <= mi[SK_MEMINFO_SNDBUF];
+}
+
 int ml_send_reply(struct ml_server *srv, struct ml_session *s, unsigned int op)
 {
 	const struct ml_reply *r = &srv->render.replies[op];
-	ssize_t n = send(s->fd, r->text, r->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	ssize_t n;
+
+	/* A greeting or busy reply goes to a socket that has sent nothing. */
+	if (op != ML_OP_GREET && op != ML_OP_BUSY && !send_room(s->fd, r->len))
+		return -EAGAIN;
+	n = send(s->fd, r->text, r->len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 	if (n == (ssize_t)r->len && srv->eng == &ml_user_engine) {
 		ml_count_reply(srv, op);
@@ -225,6 +249,63 @@ static void close_with(struct ml_server *srv, struct ml_session *s, unsigned int
 	ml_session_close(srv, s);
 }
 
+/*
+ * The drain or linger deadline passed with replies the client has not taken
+ * (unsent, or sent and unacknowledged): close with a reset, which frees them
+ * now; a plain close would leave them to an orphaned socket probing a closed
+ * window for minutes. What the client already received it can still read.
+ */
+static void give_up(struct ml_session *s)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+	    (ti.tcpi_notsent_bytes || ti.tcpi_unacked))
+		setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+static uint64_t bytes_acked(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len);
+	return ti.tcpi_bytes_acked;
+}
+
+/*
+ * After a 421 (both engines): FIN behind the replies, and the socket kept
+ * open, its input discarded, so that a client still sending gets no reset
+ * that would throw away the replies it has not read yet. The wait ends when
+ * the client closes too, or ML_LINGER_MS after it last took any of them;
+ * drain_bytes holds what it had taken then.
+ */
+void ml_linger_begin(struct ml_session *s)
+{
+	shutdown(s->fd, SHUT_WR);
+	s->state = ML_S_LINGER;
+	s->drain_bytes = bytes_acked(s->fd);
+	s->drain_until_ms = ml_now_ms() + ML_LINGER_MS;
+}
+
+/* A lingering client that took more of its replies since the last look
+ * gets ML_LINGER_MS more, within --max-session-time. */
+static int still_taking(struct ml_server *srv, struct ml_session *s, uint64_t now)
+{
+	uint64_t acked = bytes_acked(s->fd);
+
+	if (acked <= s->drain_bytes ||
+	    now >= s->start_ms + (uint64_t)srv->opts.max_session_time * 1000)
+		return 0;
+	s->drain_bytes = acked;
+	s->drain_until_ms = now + ML_LINGER_MS;
+	return 1;
+}
+
 static uint64_t next_check(struct ml_server *srv, struct ml_session *s, uint64_t idle_ms)
 {
 	uint64_t now = ml_now_ms();
@@ -253,14 +334,14 @@ static void session_expired(struct ml_server *srv, struct ml_session *s)
 		return;
 	case ML_S_DRAIN:
 	case ML_S_FAILING:
-		if (now >= s->drain_until_ms) {
+	case ML_S_LINGER:
+		if (now >= s->drain_until_ms &&
+		    !(s->state == ML_S_LINGER && still_taking(srv, s, now))) {
+			give_up(s);
 			ml_session_close(srv, s);
 			return;
 		}
 		srv->eng->drain(srv, s);
-		return;
-	case ML_S_LINGER:
-		ml_session_close(srv, s);
 		return;
 	case ML_S_FREE:
 		return;
@@ -384,12 +465,14 @@ static int open_listener(const struct ml_listen *l)
 		return -errno;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	/* Accepted sockets inherit a fixed receive buffer (no autotuning up to
-	 * tcp_rmem's 6 MiB): what a client has in flight is bounded by its
-	 * window, so no skb the kernel engine gets, even bytes queued before
-	 * accept() and coalesced, can pass the 64 KiB its helpers reach. */
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &(int){ ML_RCVBUF }, sizeof(int)))
-		warn("SO_RCVBUF on %s: %s", l->text, strerror(errno));
+	/* Accepted sockets inherit fixed buffers (include/mailless.h): a
+	 * receive buffer small enough that no skb the kernel engine gets,
+	 * even bytes queued before accept() and coalesced, can pass the 64 KiB
+	 * its helpers reach; a send buffer large enough for the replies a
+	 * client may leave unread. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &(int){ ML_RCVBUF }, sizeof(int)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &(int){ ML_SNDBUF }, sizeof(int)))
+		warn("SO_RCVBUF/SO_SNDBUF on %s: %s", l->text, strerror(errno));
 	if (fam == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const void *)&l->ss;
 		int any = IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);

@@ -15,7 +15,8 @@ enum ml_sess_state {
 	ML_S_FREE = 0,
 	ML_S_ACTIVE,		/* in dialogue */
 	ML_S_DRAIN,		/* closing reply emitted: close once it left */
-	ML_S_LINGER,		/* user engine: FIN sent, discarding input */
+	ML_S_LINGER,		/* after a 421 left: FIN sent, input discarded,
+				 * until the client closes or drain_until_ms */
 	ML_S_FAILING,		/* kernel: a segment was dropped; send the 421 in
 				 * drain_bytes once the replies before it left */
 };
@@ -103,6 +104,10 @@ struct ml_server {
 };
 
 uint64_t ml_now_ms(void);
+/* After a 421: how long a client that takes none of its replies, or does
+ * not close, is waited for (ml_linger_begin). */
+#define ML_LINGER_MS	2000
+void ml_linger_begin(struct ml_session *s);
 /* Render every reply line of o into cfg (hostname, dialect, texts). */
 void ml_render(struct ml_config *cfg, const struct ml_opts *o);
 int ml_serve(struct ml_opts *o, const struct ml_cli_set *cli, int ncli);

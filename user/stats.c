@@ -95,6 +95,10 @@ static const struct {
 	[ML_ST_MSG_DROPS] = { "mailless_kernel_msg_drops_total", "",
 		"Kernel engine: messages sk_msg could not empty and dropped with SK_DROP, "
 		"which ends the session's output (expected 0).", COUNTER, "sk_msg drops" },
+	[ML_ST_SNDBUF_FULL] = { "mailless_kernel_sndbuf_full_total", "",
+		"Kernel engine: segments whose replies would not have fit the socket's "
+		"send buffer whole; each session ended with 421 too many unread replies.",
+		COUNTER, "send buffer full" },
 	[ML_ST_SESSIONS_MAP] = { "mailless_kernel_session_map_entries", "",
 		"Kernel engine: entries in the session map (open sessions and orphaned "
 		"sockets still closing); its capacity is max-sessions + 4096.",

@@ -19,7 +19,6 @@
 #include "sesslog.h"
 
 #define RX_CHUNK	16384
-#define LINGER_MS	2000	/* after the closing reply: wait for the FIN */
 #define DRAIN_MS	5000	/* for the closing reply to leave (as kern.c) */
 
 /* At accept, before anything is sent: a session refused as busy has its
@@ -92,10 +91,9 @@ static int flush(struct ml_session *s)
  * closes too (closing with unread input would reset the connection). */
 static void linger(struct ml_server *srv, struct ml_session *s)
 {
-	shutdown(s->fd, SHUT_WR);
-	s->state = ML_S_LINGER;
+	ml_linger_begin(s);
 	ml_epoll_mod(srv, s->fd, EPOLLIN | EPOLLRDHUP, 0);
-	ml_session_timer(srv, s, ml_now_ms() + LINGER_MS);
+	ml_session_timer(srv, s, s->drain_until_ms);
 }
 
 static void after_output(struct ml_server *srv, struct ml_session *s)
@@ -221,6 +219,10 @@ static uint64_t u_idle_ms(struct ml_server *srv, struct ml_session *s)
 
 static void u_drain(struct ml_server *srv, struct ml_session *s)
 {
+	if (s->state == ML_S_LINGER) {	/* given more time: epoll sees the FIN */
+		ml_session_timer(srv, s, s->drain_until_ms);
+		return;
+	}
 	ml_session_close(srv, s);
 }
 
