@@ -130,6 +130,7 @@ static struct {
 	char target[INET6_ADDRSTRLEN + 32];
 	uint64_t seed;		/* --seed: mixed's choices */
 	uint64_t noread_lines;	/* --noread-lines */
+	uint64_t max_errors;	/* --max-errors: then stop; 0: never */
 	double noread_hold;	/* --noread-hold: then the client closes; 0: never */
 	struct script sc[SH_COUNT];	/* one per shape (mixed: none of its own) */
 	uint64_t t0, warm_end, end_time, timeout_ns;
@@ -142,6 +143,7 @@ static char pipeline_buf[SH_COUNT][8192];	/* the pipelined shapes' one write */
 static char *noread_buf;	/* noread: --noread-lines x "NOOP\r\n" */
 static size_t noread_len;
 static atomic_int stop_flag;	/* SIGINT/SIGTERM count */
+static atomic_ullong nerrors;	/* failed sessions so far, all threads */
 
 static char details[MAX_DETAILS][256];
 static atomic_int ndetails;
@@ -269,7 +271,9 @@ static void usage(FILE *f)
 "      --expect-any       accept any well-formed reply; a session must still\n"
 "                         end with 221 and a close, or a close after 5xx/421\n"
 "      --allow-remote     allow a target that is neither loopback nor an\n"
-"                         address of an interface in this network namespace\n""      --seed N           mixed: seed of the choices (default 1)\n"
+"                         address of an interface in this network namespace\n""      --max-errors N     stop after N failed sessions (those in flight are\n"
+"                         counted as aborted; default 0: never stop)\n"
+"      --seed N           mixed: seed of the choices (default 1)\n"
 "      --noread-lines N   noread: NOOP lines in its one write (default 2000)\n"
 "      --noread-hold SECS noread: close this long after the write is out, if\n"
 "                         the server has not closed (default 0.05; 0: wait for\n"
@@ -453,6 +457,7 @@ sess_err(struct worker *w, struct conn *c, enum ekind kind, const char *fmt, ...
 
 	w->err[kind]++;
 	w->kind_err[c->kind]++;
+	atomic_fetch_add(&nerrors, 1);
 	if (kind == E_CONNECT)
 		w->connfail++;
 	if (i < MAX_DETAILS) {
@@ -1032,7 +1037,8 @@ static void *worker_run(void *arg)
 
 		/* A first signal ends the idle hold early (QUIT is still sent
 		 * and checked); elsewhere, and on a second signal, stop now. */
-		if (stop >= (g.shape == SH_IDLE ? 2 : 1)) {
+		if (stop >= (g.shape == SH_IDLE ? 2 : 1) ||
+		    (g.max_errors && atomic_load(&nerrors) >= g.max_errors)) {
 			abort_all(w);
 			break;
 		}
@@ -1305,7 +1311,7 @@ static const char *opt_name(char **argv)
 }
 
 enum { OPT_DIALECT = 256, OPT_EXPECT_ANY, OPT_ALLOW_REMOTE, OPT_SEED, OPT_NR_LINES,
-       OPT_NR_HOLD };
+       OPT_NR_HOLD, OPT_MAX_ERRORS };
 
 static void parse_args(int argc, char **argv)
 {
@@ -1321,6 +1327,7 @@ static void parse_args(int argc, char **argv)
 		{ "expect-any", no_argument, NULL, OPT_EXPECT_ANY },
 		{ "allow-remote", no_argument, NULL, OPT_ALLOW_REMOTE },
 		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "max-errors", required_argument, NULL, OPT_MAX_ERRORS },
 		{ "noread-lines", required_argument, NULL, OPT_NR_LINES },
 		{ "noread-hold", required_argument, NULL, OPT_NR_HOLD },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -1377,6 +1384,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case OPT_ALLOW_REMOTE:
 			g.allow_remote = true;
+			break;
+		case OPT_MAX_ERRORS:
+			g.max_errors = parse_num("--max-errors", optarg, 0, UINT64_MAX);
 			break;
 		case OPT_SEED:
 			g.seed = parse_num("--seed", optarg, 0, UINT64_MAX);
@@ -1455,7 +1465,7 @@ struct totals {
 	uint64_t nr_server_closed, nr_client_closed, nr_rx, nr_421;
 	uint32_t lat_min, lat_max, p50, p99, p999;
 	double secs, rate;
-	bool addrnotavail, emfile, interrupted;
+	bool addrnotavail, emfile, interrupted, stopped_on_errors;
 };
 
 static void report(const struct totals *t)
@@ -1507,8 +1517,9 @@ static void report(const struct totals *t)
 			       ",\"rx_bytes\":%" PRIu64 ",\"ended_421\":%" PRIu64 "},",
 			       g.noread_lines, g.noread_hold, t->nr_server_closed,
 			       t->nr_client_closed, t->nr_rx, t->nr_421);
-		printf("\"aborted\":%" PRIu64 ",\"interrupted\":%s,\"first_errors\":[",
-		       t->aborted, t->interrupted ? "true" : "false");
+		printf("\"aborted\":%" PRIu64 ",\"interrupted\":%s,\"stopped_on_errors\":%s,"
+		       "\"first_errors\":[", t->aborted, t->interrupted ? "true" : "false",
+		       t->stopped_on_errors ? "true" : "false");
 		for (i = 0; i < nd; i++) {
 			if (i)
 				putchar(',');
@@ -1531,6 +1542,9 @@ static void report(const struct totals *t)
 		if (t->interrupted)
 			printf("          interrupted: %" PRIu64 " sessions in flight aborted "
 			       "(not counted as errors)\n", t->aborted);
+		if (t->stopped_on_errors)
+			printf("          stopped after %" PRIu64 " errors (--max-errors): %"
+			       PRIu64 " sessions in flight aborted\n", t->errors, t->aborted);
 		if (g.shape == SH_IDLE)
 			printf("held      %" PRIu64 " of %d sessions for %.3f s, then QUIT, "
 			       "221 and close\n", t->held, g.conc, t->secs);
@@ -1692,6 +1706,7 @@ int main(int argc, char **argv)
 		nall += w->nlat;
 	}
 	t.interrupted = atomic_load(&stop_flag) > 0;
+	t.stopped_on_errors = g.max_errors && t.errors >= g.max_errors;
 	if (nall) {
 		all = malloc(nall * sizeof(*all));
 		if (!all)
