@@ -39,7 +39,7 @@ DEPS_BENCH := $(DEPS_RUN) python3 gnuplot-nox postfix ucspi-tcp
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all clean help deps deps-test deps-bench run test unit bench
+.PHONY: all clean help deps deps-test deps-bench run test unit bench soak
 
 all: mailless tools/loadgen
 
@@ -51,6 +51,9 @@ help:
 	@echo "make bench      install missing Debian packages, build, benchmark against"
 	@echo "                user engine, floor, Postfix, rblsmtpd (docs/benchmarks.md, root);"
 	@echo "                BENCH_QUICK=1 for a ~2-minute subset"
+	@echo "make soak       install missing Debian packages, build, 1,000,000 mixed"
+	@echo "                sessions per engine, then leaks and shutdown checked"
+	@echo "                (docs/reliability.md, root); SOAK_SESSIONS=N to change"
 	@echo "make tools/loadgen  build the load generator (tools/README.md)"
 	@echo "make clean      remove $(OUT)/ and ./mailless"
 	@echo "V=1             show the commands"
@@ -109,6 +112,10 @@ run: deps
 test: deps-test
 	$(MAKE) mailless tools/loadgen tests-build
 	bash tests/run.sh
+
+soak: deps-test
+	$(MAKE) mailless tools/loadgen
+	python3 tests/soak.py
 
 unit: $(OUT)/tests/unit_proto
 	$(OUT)/tests/unit_proto
