@@ -173,9 +173,11 @@ def noread(env, engine):
                          "write 4 MB without reading" % (len(bad), bound))
 
     def replies():
+        checked = 0
         for i, r in enumerate(res):
             if not r or r[1] is None:
-                raise AssertionError("session %d: not closed, nothing to check" % i)
+                continue
+            checked += 1
             codes = grammar(r[3], [H253])
             assert codes and codes[0] == 220, "session %d: no greeting first" % i
             assert codes[-1] == 421, ("session %d: %d replies, the last %s, not a 421: %s"
@@ -183,6 +185,7 @@ def noread(env, engine):
                                          show(r[3][-300:])))
             assert all(c == 250 for c in codes[1:-1]), "session %d: codes %s" % (i, set(codes))
             assert r[3].endswith(b" closing connection\r\n"), show(r[3][-200:])
+        assert checked == 4, "only %d of 4 closed (the others: nothing to check)" % checked
 
     def memory():
         assert d_slab < 8 * MIB and d_rss < 8 * MIB, (
@@ -223,13 +226,15 @@ def sighup(env, engine):
     lock = threading.Lock()
     count = {"done": 0, "bad": [], "hosts": set(), "errors": []}
     stop = threading.Event()
+    hup_done = threading.Event()
 
     def worker(k):
         try:
             with netns(pair.cli):
                 while not stop.is_set():
                     with lock:
-                        if count["done"] >= n_sess:
+                        # At least n_sess, and on until the last SIGHUP.
+                        if count["done"] >= n_sess and hup_done.is_set():
                             return
                         count["done"] += 1
                     r = converse(None, pair.v4, 25, [PIPE], timeout=10,
@@ -254,10 +259,11 @@ def sighup(env, engine):
         x.start()
     hups = 0
     while hups < n_hup and any(x.is_alive() for x in th):
-        time.sleep(0.05)
+        time.sleep(0.03)
         hups += 1
         write_config(conf, pair, engine, H253 if hups % 2 else H1, pin)
         srv.signal(1)  # SIGHUP
+    hup_done.set()
     for x in th:
         x.join(180)
     stop.set()
@@ -473,7 +479,8 @@ def resets(pair, srv, engine, before):
         x.start()
     for x in th:
         x.join(120)
-    r = loadgen(pair.cli, ["-s", "reset", "-c", "64", "-n", "20000", "-t", "10",
+    # loadgen loads only addresses of its own namespace: the server's.
+    r = loadgen(pair.srv, ["-s", "reset", "-c", "64", "-n", "20000", "-t", "10",
                            "--max-errors", "32", "%s:25" % pair.v4], timeout=120, note=t.note)
     ok, res = answering(pair.cli, pair.v4)
     wait_idle(srv.pin_dir, 15)
