@@ -7,8 +7,8 @@ client receives is checked against the reply grammar: lines
 "NNN <host>[ text]\\r\\n" with the configured host, printable ASCII only.
 
   noread:   4 sessions each write 4 MB of "NOOP\\r\\n" (200 commands a write,
-            TCP_NODELAY, autocorking off: no segment asks for 60 KiB of
-            replies at once) and read nothing; hostname 253 characters. The
+            each once the last is acknowledged, TCP_NODELAY, autocorking off:
+            no segment asks for 60 KiB of replies at once) and read nothing; hostname 253 characters. The
             server must close each within 10 s, its last reply a 421; the
             peak rise of SUnreclaim (the machine's) and of the controller's
             VmRSS while they run: under 8 MiB each.
@@ -31,6 +31,7 @@ Expected before the fixes of issue 9: noread fails on the kernel engine (it
 queues every reply outside tcp_mem, never closes) and on the user engine
 (it stops reading and holds the session until the idle timeout).
 """
+import fcntl
 import os
 import random
 import re
@@ -38,6 +39,7 @@ import select
 import selectors
 import socket
 import sys
+import termios
 import threading
 import time
 
@@ -125,6 +127,11 @@ def noread(env, engine):
                 closed, how = time.monotonic() - t0, "FIN" if not ev & select.POLLERR else "RST"
                 break
             if ev & select.POLLOUT and sent < total:
+                # One write a segment: wait until the last is acknowledged, so
+                # that none coalesces past the 60 KiB pipelining limit.
+                if fcntl.ioctl(s, termios.TIOCOUTQ, b"\0\0\0\0") != b"\0\0\0\0":
+                    time.sleep(0.0002)
+                    continue
                 try:
                     sent += s.send(chunk[:min(len(chunk), total - sent)])
                 except BlockingIOError:
