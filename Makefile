@@ -86,7 +86,7 @@ DEPS_BENCH := $(DEPS_RUN) python3 gnuplot-nox postfix ucspi-tcp
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all clean help deps deps-test deps-bench run test unit bench
+.PHONY: all clean help deps deps-test deps-bench run test unit bench soak
 
 ifeq ($(SAN),1)
 all: $(BIN)
@@ -106,6 +106,9 @@ help:
 	@echo "make bench      install missing Debian packages, build, benchmark against"
 	@echo "                user engine, floor, Postfix, rblsmtpd (docs/benchmarks.md, root);"
 	@echo "                BENCH_QUICK=1 for a ~2-minute subset"
+	@echo "make soak       install missing Debian packages, build, 1,000,000 mixed"
+	@echo "                sessions per engine, then leaks and shutdown checked"
+	@echo "                (docs/reliability.md, root); SOAK_SESSIONS=N to change"
 	@echo "make tools/loadgen  build the load generator (tools/README.md)"
 	@echo "make clean      remove $(OUT)/, ./mailless and ./mailless-san"
 	@echo "CFLAGS= CPPFLAGS= LDFLAGS=  added to the hardened flags (e.g. dpkg-buildflags)"
@@ -167,6 +170,10 @@ test: deps-test
 	$(MAKE) SAN=1 mailless-san
 	$(MAKE) fuzz-build
 	bash tests/run.sh
+
+soak: deps-test
+	$(MAKE) mailless tools/loadgen
+	python3 tests/soak.py
 
 unit: $(OUT)/tests/unit_proto $(OUT)/tests/unit_srctab
 	$(OUT)/tests/unit_proto

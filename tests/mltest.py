@@ -271,11 +271,12 @@ class Server:
     """`mailless run ...` inside namespace ns. Log lines go to self.log."""
 
     def __init__(self, env, ns, args, pin_dir=None, host=None, engine=None, name="",
-                 wrap=()):
+                 wrap=(), nofile=None):
         self.env, self.ns, self.args = env, ns, list(args)
         # argv put between nsenter and mailless (it must exec mailless), e.g.
-        # prlimit --nofile=N:N --
+        # nice -n 10
         self.wrap = list(wrap)
+        self.nofile = nofile  # RLIMIT_NOFILE (soft = hard) to start it with
         self.pin_dir, self.host, self.engine, self.name = pin_dir, host, engine, name
         self.proc = None
         self.log = []
@@ -286,9 +287,17 @@ class Server:
     def start(self, timeout=20):
         cmd = (["nsenter", "--net=/run/netns/%s" % self.ns] + self.wrap + [MAILLESS, "run"]
                + self.args)
-        self.env.note("start %s: %s" % (self.name, " ".join(cmd[2:])))
+        self.env.note("start %s: %s%s" % (self.name, " ".join(cmd[2:]),
+                                          " (RLIMIT_NOFILE %d)" % self.nofile
+                                          if self.nofile else ""))
+        pre = None
+        if self.nofile:
+            import resource
+            n = self.nofile
+            pre = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=pre)
         threading.Thread(target=self._reader, daemon=True).start()
         deadline = time.monotonic() + timeout
         while not self.ready.wait(0.05):
@@ -392,12 +401,13 @@ class Env:
 
     def server(self, pair, engine="user", host="mx.test", dialect=None, listen=None,
                extra=(), tag=None, start=True, family="both", config=None, timeout=20,
-               pin_dir=None, pin_arg=True, wrap=()):
+               pin_dir=None, pin_arg=True, wrap=(), nofile=None):
         """Start mailless in pair.srv. listen: list of -l values (default: the
         pair's IPv4 and IPv6 address on port 25). pin_dir: reuse this pin dir
         (default: a new one); pin_arg=False: no --pin-dir option (the config
         file names it). wrap: a command run between nsenter and mailless that
-        execs its arguments (the server's pid stays mailless's)."""
+        execs its arguments (the server's pid stays mailless's). nofile:
+        RLIMIT_NOFILE (soft = hard) to start it with."""
         tag = tag or "%s-%s" % (engine, len(self.servers) + 1)
         if pin_dir is None:
             pin_dir = self.pin_dir(tag)
@@ -425,7 +435,7 @@ class Env:
             args += ["--pin-dir", pin]
         args += list(extra)
         s = Server(self, pair.srv, args, pin_dir=pin, host=host, engine=engine,
-                   name="%s@%s" % (tag, pair.srv), wrap=wrap)
+                   name="%s@%s" % (tag, pair.srv), wrap=wrap, nofile=nofile)
         s.pair = pair
         self.servers.append(s)
         if start:

@@ -51,11 +51,27 @@
 #define FD_SPARE	16	/* descriptors besides the sessions: stdio, epoll... */
 #define CONNFAIL_BURST	64	/* consecutive connect errors, then one try per ms */
 
-enum shape { SH_GREET_QUIT, SH_DIALOG, SH_PIPELINED, SH_LONG, SH_IDLE };
-static const char *const shape_name[] = {
+enum shape {
+	SH_GREET_QUIT, SH_DIALOG, SH_PIPELINED, SH_LONG, SH_IDLE,
+	SH_QUIT_CLOSE, SH_SERVER_CLOSE, SH_RESET, SH_HALF_CLOSE, SH_NOREAD, SH_MIXED,
+	SH_COUNT
+};
+static const char *const shape_name[SH_COUNT] = {
 	[SH_GREET_QUIT] = "greet-quit", [SH_DIALOG] = "dialog",
 	[SH_PIPELINED] = "pipelined", [SH_LONG] = "long", [SH_IDLE] = "idle",
+	[SH_QUIT_CLOSE] = "quit-close", [SH_SERVER_CLOSE] = "server-close",
+	[SH_RESET] = "reset", [SH_HALF_CLOSE] = "half-close", [SH_NOREAD] = "noread",
+	[SH_MIXED] = "mixed",
 };
+
+/* mixed: what each session does, drawn by a seeded PRNG with these weights
+ * (percent; tools/README.md lists them). */
+static const struct { enum shape shape; unsigned weight; } mix[] = {
+	{ SH_QUIT_CLOSE, 30 }, { SH_SERVER_CLOSE, 20 }, { SH_RESET, 10 },
+	{ SH_HALF_CLOSE, 10 }, { SH_DIALOG, 10 }, { SH_PIPELINED, 10 },
+	{ SH_LONG, 5 }, { SH_NOREAD, 5 },
+};
+#define MIX_TOTAL 100
 
 enum dialect { D_RCPT, D_RFC7504 };
 
@@ -112,14 +128,22 @@ static struct {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	char target[INET6_ADDRSTRLEN + 32];
-	struct script sc;
+	uint64_t seed;		/* --seed: mixed's choices */
+	uint64_t noread_lines;	/* --noread-lines */
+	uint64_t max_errors;	/* --max-errors: then stop; 0: never */
+	double noread_hold;	/* --noread-hold: then the client closes; 0: never */
+	struct script sc[SH_COUNT];	/* one per shape (mixed: none of its own) */
 	uint64_t t0, warm_end, end_time, timeout_ns;
 } g = {
 	.shape = SH_DIALOG, .conc = 16, .threads = 1, .timeout = 10.0,
+	.seed = 1, .noread_lines = 2000, .noread_hold = 0.05,
 };
 
-static char pipeline_buf[8192];	/* the pipelined shapes' one write */
+static char pipeline_buf[SH_COUNT][8192];	/* the pipelined shapes' one write */
+static char *noread_buf;	/* noread: --noread-lines x "NOOP\r\n" */
+static size_t noread_len;
 static atomic_int stop_flag;	/* SIGINT/SIGTERM count */
+static atomic_ullong nerrors;	/* failed sessions so far, all threads */
 
 static char details[MAX_DETAILS][256];
 static atomic_int ndetails;
@@ -130,11 +154,15 @@ enum phase {
 	P_ACTIVE,	/* waiting for reply ridx */
 	P_HOLD,		/* idle: greeting read, holding */
 	P_CLOSING,	/* last reply read, waiting for the server's close */
+	P_NOREAD,	/* noread: writing, not reading, until the server closes */
 };
 
 struct conn {
 	int fd;
 	uint8_t phase;
+	uint8_t kind;	/* its shape (mixed: the one drawn) */
+	bool shut;	/* half-close: SHUT_WR done */
+	bool lenient;	/* noread: any well-formed reply, no script */
 	bool counted;	/* started after warm-up */
 	bool opening;	/* idle: not yet greeted */
 	bool prev_cr;
@@ -145,6 +173,9 @@ struct conn {
 	const char *wptr;	/* unsent bytes */
 	size_t wleft;
 	uint64_t t_start, deadline, id;
+	uint64_t rx;	/* noread: octets received */
+	uint64_t hold_end;	/* noread: the client closes then */
+	const struct script *sc;
 	char head[HEAD_LEN];
 };
 
@@ -158,6 +189,9 @@ struct worker {
 	int nfree, active;
 	/* results */
 	uint64_t ok, warm_ok, aborted, err[E_MAX];
+	uint64_t kind_ok[SH_COUNT], kind_err[SH_COUNT];	/* warm-up included */
+	uint64_t nr_server_closed, nr_client_closed, nr_rx, nr_421;
+	uint64_t mix_rng;
 	uint64_t last_ok;	/* when the last counted session ended */
 	bool addrnotavail, emfile;
 	unsigned connfail;	/* connect errors in a row */
@@ -198,6 +232,8 @@ static void usage(FILE *f)
 "and whole-session latency, checking the code of every reply line.\n"
 "\n"
 "  -s, --shape SHAPE      greet-quit | dialog (default) | pipelined | long | idle\n"
+"                         | quit-close | server-close | reset | half-close\n"
+"                         | noread | mixed\n"
 "                           greet-quit: greeting, QUIT\n"
 "                           dialog: EHLO, MAIL, RCPT, DATA, QUIT, each after the\n"
 "                                   previous reply\n"
@@ -206,6 +242,20 @@ static void usage(FILE *f)
 "                                 48 x RCPT+NOOP, RSET, QUIT)\n"
 "                           idle: open -c sessions, read the greetings, hold\n"
 "                                 them -d seconds (default 5), QUIT them all\n"
+"                           quit-close: greeting, QUIT, 221, then close at once\n"
+"                                 (no wait for the server's close: Postfix, Exim)\n"
+"                           server-close: greet-quit: greeting, QUIT, 221, then\n"
+"                                 the server's close\n"
+"                           reset: greeting, EHLO, 250, then RST (SO_LINGER 0)\n"
+"                           half-close: greeting, QUIT + shutdown(SHUT_WR), then\n"
+"                                 221 and the server's close\n"
+"                           noread: --noread-lines NOOPs in one write, never\n"
+"                                 read; ends when the server closes, or the\n"
+"                                 client closes --noread-hold s after writing\n"
+"                           mixed: each session one of quit-close 30%%,\n"
+"                                 server-close 20, reset 10, half-close 10,\n"
+"                                 dialog 10, pipelined 10, long 5, noread 5\n"
+"                                 (drawn from --seed)\n"
 "  -c, --conc N           sessions in flight (default 16)\n"
 "  -n, --sessions N       sessions to measure (default 10000)\n"
 "  -d, --duration SECS    or: start sessions for SECS seconds\n"
@@ -221,7 +271,13 @@ static void usage(FILE *f)
 "      --expect-any       accept any well-formed reply; a session must still\n"
 "                         end with 221 and a close, or a close after 5xx/421\n"
 "      --allow-remote     allow a target that is neither loopback nor an\n"
-"                         address of an interface in this network namespace\n"
+"                         address of an interface in this network namespace\n""      --max-errors N     stop after N failed sessions (those in flight are\n"
+"                         counted as aborted; default 0: never stop)\n"
+"      --seed N           mixed: seed of the choices (default 1)\n"
+"      --noread-lines N   noread: NOOP lines in its one write (default 2000)\n"
+"      --noread-hold SECS noread: close this long after the write is out, if\n"
+"                         the server has not closed (default 0.05; 0: wait for\n"
+"                         the server's close, an error after -t)\n"
 "  -q, --quiet            print only the RESULT line\n"
 "  -j, --json             print one JSON object instead of text\n"
 "  -h, --help             this help\n"
@@ -311,6 +367,18 @@ static uint64_t rng_next(struct worker *w)
 	return x * 0x2545F4914F6CDD1DULL;
 }
 
+/* mixed's choices: their own stream, from --seed and the thread. */
+static uint64_t mix_next(struct worker *w)
+{
+	uint64_t x = w->mix_rng;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	w->mix_rng = x;
+	return (x * 0x2545F4914F6CDD1DULL) >> 11;
+}
+
 /* Keep every latency up to latmax, then a uniform sample (reservoir). */
 static void lat_add(struct worker *w, uint64_t ns)
 {
@@ -368,6 +436,7 @@ static void conn_end(struct worker *w, struct conn *c)
 
 static void sess_ok(struct worker *w, struct conn *c, uint64_t now)
 {
+	w->kind_ok[c->kind]++;
 	if (g.shape == SH_IDLE) {
 		w->held++;
 	} else if (c->counted) {
@@ -387,6 +456,8 @@ sess_err(struct worker *w, struct conn *c, enum ekind kind, const char *fmt, ...
 		atomic_fetch_add(&ndetails, 1) : MAX_DETAILS;
 
 	w->err[kind]++;
+	w->kind_err[c->kind]++;
+	atomic_fetch_add(&nerrors, 1);
 	if (kind == E_CONNECT)
 		w->connfail++;
 	if (i < MAX_DETAILS) {
@@ -430,6 +501,8 @@ static bool closed_after_5xx(const struct conn *c)
 	       c->last_code != 221 && end_code_ok(c->last_code);
 }
 
+static int noread_end(struct worker *w, struct conn *c, bool server_closed);
+
 static int flush(struct worker *w, struct conn *c)
 {
 	while (c->wleft) {
@@ -445,13 +518,25 @@ static int flush(struct worker *w, struct conn *c)
 		if (n < 0 && errno == EAGAIN)
 			return 0;	/* EPOLLOUT (edge-triggered) resumes */
 		if (n < 0 && (errno == EPIPE || errno == ECONNRESET) &&
+		    c->phase == P_NOREAD)
+			return noread_end(w, c, true);	/* the server closed */
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET) &&
 		    closed_after_5xx(c)) {
 			sess_ok(w, c, now_ns());
 			return -1;
 		}
 		return sess_err(w, c, E_RESET, "write before the reply to %s: %s",
-				g.sc.what[c->ridx], n < 0 ? strerror(errno) : "wrote 0");
+				c->sc->what[c->ridx], n < 0 ? strerror(errno) : "wrote 0");
 	}
+	if (c->kind == SH_HALF_CLOSE && c->ridx >= 1 && !c->shut) {
+		/* QUIT is out: our FIN follows it; the 221 must still come. */
+		c->shut = true;
+		if (shutdown(c->fd, SHUT_WR))
+			return sess_err(w, c, E_RESET, "shutdown(SHUT_WR) after QUIT: %s",
+					strerror(errno));
+	}
+	if (c->phase == P_NOREAD && !c->hold_end && g.noread_hold > 0)
+		c->hold_end = now_ns() + (uint64_t)(g.noread_hold * NSEC);
 	return 0;
 }
 
@@ -460,15 +545,31 @@ static int reply_done(struct worker *w, struct conn *c, int code, uint64_t now)
 	char l[HEAD_LEN + 8];
 	int r;
 
+	if (c->lenient) {
+		/* noread, reading what came once it ended: the greeting, then
+		 * replies to NOOP, maybe a 421 last. */
+		int want = cmds[c->ridx ? C_NOOP : C_GREET].code[g.dialect];
+
+		if (c->last_code == 421)
+			return sess_err(w, c, E_WRONG_CODE, "reply after the 421: \"%s\"",
+					show_line(c, l, sizeof(l)));
+		if (!g.expect_any && code != want && !(c->ridx && code == 421))
+			return sess_err(w, c, E_WRONG_CODE, "expected %d to %s (or 421), "
+					"got \"%s\"", want, c->ridx ? "NOOP" : "the greeting",
+					show_line(c, l, sizeof(l)));
+		c->last_code = (int16_t)code;
+		c->ridx = 1;
+		return 0;
+	}
 	if (c->phase == P_HOLD)
 		return sess_err(w, c, E_WRONG_CODE, "unsolicited reply while idle: \"%s\"",
 				show_line(c, l, sizeof(l)));
 	if (c->phase == P_CLOSING)
 		return sess_err(w, c, E_WRONG_CODE, "reply after the last one (%d): \"%s\"",
 				c->last_code, show_line(c, l, sizeof(l)));
-	if (!g.expect_any && code != g.sc.code[c->ridx])
+	if (!g.expect_any && code != c->sc->code[c->ridx])
 		return sess_err(w, c, E_WRONG_CODE, "expected %d to %s, got \"%s\"",
-				g.sc.code[c->ridx], g.sc.what[c->ridx],
+				c->sc->code[c->ridx], c->sc->what[c->ridx],
 				show_line(c, l, sizeof(l)));
 	c->last_code = (int16_t)code;
 	r = c->ridx++;
@@ -489,16 +590,30 @@ static int reply_done(struct worker *w, struct conn *c, int code, uint64_t now)
 	}
 	/* --expect-any: after 421 the server closes (RFC 5321 3.8); send
 	 * nothing more, wait for the close. */
-	if (c->ridx == g.sc.n || (g.expect_any && code == 421)) {
-		if (g.expect_any && !end_code_ok(code))
+	if (c->ridx == c->sc->n || (g.expect_any && code == 421)) {
+		if (g.expect_any && !end_code_ok(code) && c->kind != SH_RESET)
 			return sess_err(w, c, E_WRONG_CODE, "last reply (to %s) is \"%s\", "
-					"not 221", g.sc.what[r], show_line(c, l, sizeof(l)));
+					"not 221", c->sc->what[r], show_line(c, l, sizeof(l)));
+		if (c->kind == SH_QUIT_CLOSE && code == 221) {
+			/* The way Postfix, Exim and smtplib end: close at
+			 * once, without waiting for the server's close. */
+			sess_ok(w, c, now);
+			return -1;
+		}
+		if (c->kind == SH_RESET && c->ridx == c->sc->n) {
+			/* Mid-dialogue: RST instead of QUIT. */
+			struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+			setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			sess_ok(w, c, now);
+			return -1;
+		}
 		c->phase = P_CLOSING;
 		return 0;
 	}
-	if (g.sc.send[r]) {
-		c->wptr = g.sc.send[r];
-		c->wleft = g.sc.sendlen[r];
+	if (c->sc->send[r]) {
+		c->wptr = c->sc->send[r];
+		c->wleft = c->sc->sendlen[r];
 		return flush(w, c);
 	}
 	return 0;
@@ -580,7 +695,7 @@ static void on_eof(struct worker *w, struct conn *c, uint64_t now)
 			 "\"%s\"", show_line(c, l, sizeof(l)));
 	else
 		sess_err(w, c, E_EARLY_CLOSE, "server closed before the reply to %s",
-			 g.sc.what[c->ridx]);
+			 c->sc->what[c->ridx]);
 }
 
 static void do_read(struct worker *w, struct conn *c, uint32_t ev, uint64_t now)
@@ -620,9 +735,63 @@ static void do_read(struct worker *w, struct conn *c, uint32_t ev, uint64_t now)
 			sess_err(w, c, E_RESET, "while idle: %s", strerror(errno));
 		else
 			sess_err(w, c, E_RESET, "waiting for the reply to %s: %s",
-				 g.sc.what[c->ridx], strerror(errno));
+				 c->sc->what[c->ridx], strerror(errno));
 		return;
 	}
+}
+
+/* noread ends: the server closed (FIN or RST), or the hold is up (the client
+ * closes). Whatever came is read now and checked; then the session is done. */
+static int noread_end(struct worker *w, struct conn *c, bool server_closed)
+{
+	char l[HEAD_LEN + 8];
+	bool reset = false, eof = false;
+	uint64_t now = now_ns();
+
+	c->lenient = true;
+	for (;;) {
+		ssize_t n = recv(c->fd, w->buf, sizeof(w->buf), MSG_DONTWAIT);
+
+		if (n > 0) {
+			c->rx += (uint64_t)n;
+			if (parse(w, c, w->buf, (size_t)n, now) < 0)
+				return -1;
+			continue;
+		}
+		if (n == 0) {
+			eof = true;
+			break;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN && !server_closed)
+			break;
+		if (errno == EAGAIN) {	/* RDHUP with data still coming: wait a bit */
+			struct timespec ts = { 0, 1000000 };
+
+			if (now_ns() > c->deadline)
+				return sess_err(w, c, E_NO_CLOSE, "non-reading session: the "
+						"server's close did not complete within %g s",
+						g.timeout);
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		reset = true;	/* ECONNRESET: what the RST cut is lost */
+		break;
+	}
+	if (eof && c->llen)
+		return sess_err(w, c, E_EARLY_CLOSE, "non-reading session: the server "
+				"closed in the middle of a line: \"%s\"",
+				show_line(c, l, sizeof(l)));
+	if (server_closed || eof || reset)
+		w->nr_server_closed++;
+	else
+		w->nr_client_closed++;
+	w->nr_rx += c->rx;
+	if (c->last_code == 421)
+		w->nr_421++;
+	sess_ok(w, c, now);
+	return -1;
 }
 
 static void on_event(struct worker *w, struct conn *c, uint32_t ev, uint64_t now)
@@ -650,6 +819,18 @@ static void on_event(struct worker *w, struct conn *c, uint32_t ev, uint64_t now
 		}
 		c->phase = P_ACTIVE;
 		w->connfail = 0;
+		if (c->kind == SH_NOREAD) {
+			c->phase = P_NOREAD;
+			c->wptr = noread_buf;
+			c->wleft = noread_len;
+		}
+	}
+	if (c->phase == P_NOREAD) {
+		if (c->wleft && (ev & EPOLLOUT) && flush(w, c) < 0)
+			return;
+		if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			noread_end(w, c, true);
+		return;	/* never read before the end */
 	}
 	if (c->wleft && (ev & EPOLLOUT) && flush(w, c) < 0)
 		return;
@@ -672,6 +853,16 @@ static int sess_start(struct worker *w, struct conn *c, bool counted, uint64_t n
 	c->t_start = now_ns();	/* its own clock, not the batch's "now" */
 	c->deadline = now + g.timeout_ns;
 	c->id = w->seq++;	/* per thread; messages name the thread too */
+	c->kind = (uint8_t)g.shape;
+	if (g.shape == SH_MIXED) {
+		uint64_t r = mix_next(w) % MIX_TOTAL;
+		size_t k;
+
+		for (k = 0; r >= mix[k].weight; k++)
+			r -= mix[k].weight;
+		c->kind = (uint8_t)mix[k].shape;
+	}
+	c->sc = &g.sc[c->kind];
 	w->active++;
 	if (g.shape == SH_IDLE) {
 		c->opening = true;
@@ -706,19 +897,28 @@ static void scan_timeouts(struct worker *w, uint64_t now)
 	for (i = 0; i < w->conc; i++) {
 		struct conn *c = &w->conns[i];
 
+		if (c->phase == P_NOREAD && c->hold_end && now >= c->hold_end) {
+			noread_end(w, c, false);
+			continue;
+		}
 		if (c->phase == P_FREE || now < c->deadline)
 			continue;
 		switch (c->phase) {
+		case P_NOREAD:
+			sess_err(w, c, E_NO_CLOSE, "non-reading session: sent %zu of %zu "
+				 "octets, no close by the server within %g s",
+				 noread_len - c->wleft, noread_len, t);
+			break;
 		case P_CONNECTING:
 			sess_err(w, c, E_CONNECT, "not connected within %g s", t);
 			break;
 		case P_CLOSING:
 			sess_err(w, c, E_NO_CLOSE, "%d to %s, then no close within %g s",
-				 c->last_code, g.sc.what[c->ridx - 1], t);
+				 c->last_code, c->sc->what[c->ridx - 1], t);
 			break;
 		default:
 			sess_err(w, c, E_TIMEOUT, "no reply to %s within %g s%s",
-				 g.sc.what[c->ridx], t,
+				 c->sc->what[c->ridx], t,
 				 c->llen ? " (a partial line came)" : "");
 			break;
 		}
@@ -837,7 +1037,8 @@ static void *worker_run(void *arg)
 
 		/* A first signal ends the idle hold early (QUIT is still sent
 		 * and checked); elsewhere, and on a second signal, stop now. */
-		if (stop >= (g.shape == SH_IDLE ? 2 : 1)) {
+		if (stop >= (g.shape == SH_IDLE ? 2 : 1) ||
+		    (g.max_errors && atomic_load(&nerrors) >= g.max_errors)) {
 			abort_all(w);
 			break;
 		}
@@ -872,18 +1073,29 @@ static void *worker_run(void *arg)
 
 /* ---- setup ---- */
 
-static void build_script(void)
+static void build_script(enum shape shape)
 {
 	enum cmd seq[MAX_REPLIES];
 	int k = 0, i, d = g.dialect;
-	bool piped = g.shape == SH_PIPELINED || g.shape == SH_LONG;
-	struct script *sc = &g.sc;
+	bool piped = shape == SH_PIPELINED || shape == SH_LONG;
+	struct script *sc = &g.sc[shape];
+	char *pbuf = pipeline_buf[shape];
 	size_t off = 0;
 
-	switch (g.shape) {
+	switch (shape) {
 	case SH_GREET_QUIT:
 	case SH_IDLE:
+	case SH_QUIT_CLOSE:
+	case SH_SERVER_CLOSE:
+	case SH_HALF_CLOSE:
 		seq[k++] = C_QUIT;
+		break;
+	case SH_RESET:
+		seq[k++] = C_EHLO;	/* then RST, after its 250 */
+		break;
+	case SH_NOREAD:		/* no script: any NOOP reply, then 421 */
+	case SH_MIXED:		/* each session uses its drawn shape's */
+	case SH_COUNT:
 		break;
 	case SH_DIALOG:
 	case SH_PIPELINED:
@@ -914,17 +1126,35 @@ static void build_script(void)
 		sc->code[i + 1] = cmds[seq[i]].code[d];
 		sc->what[i + 1] = cmds[seq[i]].name;
 		if (piped) {
-			memcpy(pipeline_buf + off, cmds[seq[i]].line, len);
+			memcpy(pbuf + off, cmds[seq[i]].line, len);
 			off += len;
-		} else if (g.shape != SH_IDLE) {	/* idle: QUIT after the hold */
+		} else if (shape != SH_IDLE) {	/* idle: QUIT after the hold */
 			sc->send[i] = cmds[seq[i]].line;
 			sc->sendlen[i] = len;
 		}
 	}
 	if (piped) {
-		sc->send[0] = pipeline_buf;
+		sc->send[0] = pbuf;
 		sc->sendlen[0] = off;
 	}
+}
+
+static int build_scripts(void)
+{
+	uint64_t i;
+	int s;
+
+	for (s = 0; s < SH_COUNT; s++)
+		build_script((enum shape)s);
+	if (g.shape != SH_NOREAD && g.shape != SH_MIXED)
+		return 0;
+	noread_len = g.noread_lines * 6;
+	noread_buf = malloc(noread_len);
+	if (!noread_buf)
+		return fail("out of memory for --noread-lines %" PRIu64, g.noread_lines);
+	for (i = 0; i < g.noread_lines; i++)
+		memcpy(noread_buf + i * 6, "NOOP\r\n", 6);
+	return 0;
 }
 
 static uint64_t parse_num(const char *opt, const char *s, uint64_t min, uint64_t max)
@@ -1080,7 +1310,8 @@ static const char *opt_name(char **argv)
 	return argv[optind - 1];
 }
 
-enum { OPT_DIALECT = 256, OPT_EXPECT_ANY, OPT_ALLOW_REMOTE };
+enum { OPT_DIALECT = 256, OPT_EXPECT_ANY, OPT_ALLOW_REMOTE, OPT_SEED, OPT_NR_LINES,
+       OPT_NR_HOLD, OPT_MAX_ERRORS };
 
 static void parse_args(int argc, char **argv)
 {
@@ -1095,6 +1326,10 @@ static void parse_args(int argc, char **argv)
 		{ "dialect", required_argument, NULL, OPT_DIALECT },
 		{ "expect-any", no_argument, NULL, OPT_EXPECT_ANY },
 		{ "allow-remote", no_argument, NULL, OPT_ALLOW_REMOTE },
+		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "max-errors", required_argument, NULL, OPT_MAX_ERRORS },
+		{ "noread-lines", required_argument, NULL, OPT_NR_LINES },
+		{ "noread-hold", required_argument, NULL, OPT_NR_HOLD },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
@@ -1107,12 +1342,13 @@ static void parse_args(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":s:c:n:d:w:t:T:qjh", lopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			for (i = 0; i <= SH_IDLE; i++)
+			for (i = 0; i < SH_COUNT; i++)
 				if (!strcmp(optarg, shape_name[i]))
 					break;
-			if (i > SH_IDLE)
+			if (i == SH_COUNT)
 				usage_error("-s", "unknown shape '%s' (greet-quit, dialog, "
-					    "pipelined, long, idle)", optarg);
+					    "pipelined, long, idle, quit-close, server-close, "
+					    "reset, half-close, noread, mixed)", optarg);
 			g.shape = (enum shape)i;
 			break;
 		case 'c':
@@ -1148,6 +1384,18 @@ static void parse_args(int argc, char **argv)
 			break;
 		case OPT_ALLOW_REMOTE:
 			g.allow_remote = true;
+			break;
+		case OPT_MAX_ERRORS:
+			g.max_errors = parse_num("--max-errors", optarg, 0, UINT64_MAX);
+			break;
+		case OPT_SEED:
+			g.seed = parse_num("--seed", optarg, 0, UINT64_MAX);
+			break;
+		case OPT_NR_LINES:
+			g.noread_lines = parse_num("--noread-lines", optarg, 1, 100000000);
+			break;
+		case OPT_NR_HOLD:
+			g.noread_hold = parse_secs("--noread-hold", optarg, 0, 3600, false);
 			break;
 		case 'q':
 			g.quiet = true;
@@ -1213,9 +1461,11 @@ static void check_nofile(void)
 
 struct totals {
 	uint64_t ok, warm_ok, aborted, err[E_MAX], errors, held, nseen, lat_sum;
+	uint64_t kind_ok[SH_COUNT], kind_err[SH_COUNT];
+	uint64_t nr_server_closed, nr_client_closed, nr_rx, nr_421;
 	uint32_t lat_min, lat_max, p50, p99, p999;
 	double secs, rate;
-	bool addrnotavail, emfile, interrupted;
+	bool addrnotavail, emfile, interrupted, stopped_on_errors;
 };
 
 static void report(const struct totals *t)
@@ -1253,8 +1503,23 @@ static void report(const struct totals *t)
 		       "\"p99\":%u,\"p999\":%u,\"min\":%u,\"mean\":%.0f,\"max\":%u},",
 		       g.shape == SH_IDLE ? "greeting" : "session", t->nseen, t->p50,
 		       t->p99, t->p999, t->nseen ? t->lat_min : 0, mean, t->lat_max);
-		printf("\"aborted\":%" PRIu64 ",\"interrupted\":%s,\"first_errors\":[",
-		       t->aborted, t->interrupted ? "true" : "false");
+		printf("\"by_shape\":{");
+		for (e = 0, i = 0; e < SH_COUNT; e++) {
+			if (!t->kind_ok[e] && !t->kind_err[e])
+				continue;
+			printf("%s\"%s\":{\"ok\":%" PRIu64 ",\"errors\":%" PRIu64 "}",
+			       i++ ? "," : "", shape_name[e], t->kind_ok[e], t->kind_err[e]);
+		}
+		printf("},");
+		if (g.shape == SH_NOREAD || g.shape == SH_MIXED)
+			printf("\"noread\":{\"lines\":%" PRIu64 ",\"hold_secs\":%g,"
+			       "\"server_closed\":%" PRIu64 ",\"client_closed\":%" PRIu64
+			       ",\"rx_bytes\":%" PRIu64 ",\"ended_421\":%" PRIu64 "},",
+			       g.noread_lines, g.noread_hold, t->nr_server_closed,
+			       t->nr_client_closed, t->nr_rx, t->nr_421);
+		printf("\"aborted\":%" PRIu64 ",\"interrupted\":%s,\"stopped_on_errors\":%s,"
+		       "\"first_errors\":[", t->aborted, t->interrupted ? "true" : "false",
+		       t->stopped_on_errors ? "true" : "false");
 		for (i = 0; i < nd; i++) {
 			if (i)
 				putchar(',');
@@ -1277,6 +1542,9 @@ static void report(const struct totals *t)
 		if (t->interrupted)
 			printf("          interrupted: %" PRIu64 " sessions in flight aborted "
 			       "(not counted as errors)\n", t->aborted);
+		if (t->stopped_on_errors)
+			printf("          stopped after %" PRIu64 " errors (--max-errors): %"
+			       PRIu64 " sessions in flight aborted\n", t->errors, t->aborted);
 		if (g.shape == SH_IDLE)
 			printf("held      %" PRIu64 " of %d sessions for %.3f s, then QUIT, "
 			       "221 and close\n", t->held, g.conc, t->secs);
@@ -1290,6 +1558,20 @@ static void report(const struct totals *t)
 		printf("\nlatency   %s, us: p50 %u  p99 %u  p99.9 %u  (min %u, mean %.0f, "
 		       "max %u, %" PRIu64 " sessions)\n", latwhat, t->p50, t->p99, t->p999,
 		       t->nseen ? t->lat_min : 0, mean, t->lat_max, t->nseen);
+		if (g.shape == SH_MIXED) {
+			printf("by shape ");
+			for (e = 0; e < SH_COUNT; e++)
+				if (t->kind_ok[e] || t->kind_err[e])
+					printf(" %s %" PRIu64 " ok %" PRIu64 " failed;",
+					       shape_name[e], t->kind_ok[e], t->kind_err[e]);
+			printf("\n");
+		}
+		if (g.shape == SH_NOREAD || g.shape == SH_MIXED)
+			printf("noread    %" PRIu64 " lines each: %" PRIu64 " closed by the "
+			       "server (%" PRIu64 " ending in 421), %" PRIu64 " by the client "
+			       "after %g s; %" PRIu64 " octets received\n", g.noread_lines,
+			       t->nr_server_closed, t->nr_421, t->nr_client_closed,
+			       g.noread_hold, t->nr_rx);
 	}
 	if (g.shape == SH_IDLE)
 		printf("RESULT shape=idle conc=%d held=%" PRIu64 " errors=%" PRIu64
@@ -1321,7 +1603,8 @@ int main(int argc, char **argv)
 			    "interface in this network namespace; loadgen loads only this "
 			    "machine unless --allow-remote is given", g.target);
 	check_nofile();
-	build_script();
+	if (build_scripts())
+		return 1;
 
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
@@ -1341,6 +1624,10 @@ int main(int argc, char **argv)
 		w->latmax = LAT_CAP / (size_t)g.threads;
 		w->lat_min = UINT32_MAX;
 		w->rng = 0x9E3779B97F4A7C15ULL * (uint64_t)(i + 1);
+		w->mix_rng = (g.seed + 1) * 0xBF58476D1CE4E5B9ULL ^
+			     0x94D049BB133111EBULL * (uint64_t)(i + 1);
+		if (!w->mix_rng)
+			w->mix_rng = 1;
 		w->conns = calloc((size_t)w->conc, sizeof(*w->conns));
 		w->freel = calloc((size_t)w->conc, sizeof(*w->freel));
 		w->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -1390,6 +1677,14 @@ int main(int argc, char **argv)
 
 		t.ok += w->ok;
 		t.warm_ok += w->warm_ok;
+		for (j = 0; j < SH_COUNT; j++) {
+			t.kind_ok[j] += w->kind_ok[j];
+			t.kind_err[j] += w->kind_err[j];
+		}
+		t.nr_server_closed += w->nr_server_closed;
+		t.nr_client_closed += w->nr_client_closed;
+		t.nr_rx += w->nr_rx;
+		t.nr_421 += w->nr_421;
 		t.aborted += w->aborted;
 		t.held += w->held;
 		for (j = 0; j < E_MAX; j++) {
@@ -1411,6 +1706,7 @@ int main(int argc, char **argv)
 		nall += w->nlat;
 	}
 	t.interrupted = atomic_load(&stop_flag) > 0;
+	t.stopped_on_errors = g.max_errors && t.errors >= g.max_errors;
 	if (nall) {
 		all = malloc(nall * sizeof(*all));
 		if (!all)
