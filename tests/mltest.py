@@ -560,6 +560,17 @@ def family_of(addr):
     return socket.AF_INET6 if ":" in addr else socket.AF_INET
 
 
+def counters(pin_dir):
+    """`mailless stats -j` of the instance pinned at pin_dir: its counters
+    (close reasons, replies, active, ...). Raises if it cannot be read."""
+    out = subprocess.run([MAILLESS, "stats", "--pin-dir", pin_dir, "-j"], capture_output=True,
+                         text=True, timeout=20)
+    if out.returncode:
+        raise AssertionError("mailless stats --pin-dir %s: exit %d: %s"
+                             % (pin_dir, out.returncode, (out.stderr or out.stdout).strip()))
+    return json.loads(out.stdout)["counters"]
+
+
 def connect(ns, addr, port=25, timeout=5.0, nodelay=True):
     """A TCP connection from namespace ns (None: the current one)."""
     if ns:

@@ -92,12 +92,8 @@ def session_entries(pin_dir):
 
 
 def stats(pin_dir):
-    from mltest import MAILLESS
-    p = sh(MAILLESS, "stats", "--pin-dir", pin_dir, "-j", check=False, timeout=20)
-    if p.returncode != 0:
-        raise RuntimeError("mailless stats: exit %d: %s" % (p.returncode,
-                                                         one_line(p.stderr or p.stdout)))
-    return json.loads(p.stdout)["counters"]
+    from mltest import counters
+    return counters(pin_dir)
 
 
 def wait_idle(pin_dir, secs=15):

@@ -16,7 +16,6 @@ engines.
   one must get its 221; afterwards a new session is still greeted, no
   session is left active, and SIGTERM ends the controller within 5 s.
 """
-import json
 import os
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mltest import MAILLESS, Env, Replies, Session, Suite, connect, engines, skipped_engines
+from mltest import Env, Replies, Session, Suite, connect, counters, engines, skipped_engines
 
 t = Suite("t_churn")
 N = int(os.environ.get("MLT_CHURN_SESSIONS", "4000"))
@@ -45,14 +44,6 @@ def quit_close(ns, addr, r, errors):
         s.sock.close()  # at once: no wait for the server's close
     except Exception as e:  # noqa: BLE001 - every failure is reported
         errors.append("%s: %s" % (type(e).__name__, e))
-
-
-def stats(pin_dir):
-    out = subprocess.run([MAILLESS, "stats", "--pin-dir", pin_dir, "-j"], capture_output=True,
-                         text=True, timeout=20)
-    if out.returncode:
-        raise AssertionError("mailless stats: %s" % out.stderr.strip())
-    return json.loads(out.stdout)
 
 
 def churn(env, engine):
@@ -100,7 +91,7 @@ def churn(env, engine):
     s.expect_eof()
     deadline = time.monotonic() + 5
     while True:
-        st = stats(srv.pin_dir)["counters"]
+        st = counters(srv.pin_dir)
         if st.get("active", -1) == 0 or time.monotonic() > deadline:
             break
         time.sleep(0.1)

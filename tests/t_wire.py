@@ -202,8 +202,8 @@ def case_pipelined_early(addr, ns, R, dialect):
 def case_amplify(addr, ns, R, dialect, engine):
     """20000 one-octet lines in one write and a client that reads nothing for
     a second: about 0.8 MB of replies it does not take. Both engines bound
-    what a client has not taken (README, wire table: min(256 KiB, half the
-    send buffer)): an intact, in-order prefix of the replies, then exactly
+    what a client has not taken (README, wire table: 64 KiB unacknowledged):
+    an intact, in-order prefix of the replies, then exactly
     the backlog 421 and the close; never a lost, garbled or reordered reply.
     The kernel engine may instead stop at its 60 KiB a segment with the
     pipelining 421."""
