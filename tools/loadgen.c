@@ -356,27 +356,27 @@ static const char *show_line(struct conn *c, char *out, size_t outlen)
 	return out;
 }
 
-static uint64_t rng_next(struct worker *w)
+/* xorshift64*: one step of the stream in *state. */
+static uint64_t xorshift64s(uint64_t *state)
 {
-	uint64_t x = w->rng;
+	uint64_t x = *state;
 
 	x ^= x >> 12;
 	x ^= x << 25;
 	x ^= x >> 27;
-	w->rng = x;
+	*state = x;
 	return x * 0x2545F4914F6CDD1DULL;
+}
+
+static uint64_t rng_next(struct worker *w)
+{
+	return xorshift64s(&w->rng);
 }
 
 /* mixed's choices: their own stream, from --seed and the thread. */
 static uint64_t mix_next(struct worker *w)
 {
-	uint64_t x = w->mix_rng;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	w->mix_rng = x;
-	return (x * 0x2545F4914F6CDD1DULL) >> 11;
+	return xorshift64s(&w->mix_rng) >> 11;
 }
 
 /* Keep every latency up to latmax, then a uniform sample (reservoir). */
