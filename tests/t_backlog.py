@@ -98,10 +98,13 @@ def non_reader(env, engine):
         i + len(bye), BACKLOG_MAX)
     assert n_ok < 20000, "all 20,000 replies were produced: no bound"
     env.note("%s: %d replies (%d octets) then the 421" % (engine, n_ok, len(got)))
+    # The log line comes through the server's output pipe, read by another
+    # thread: wait for it as for the counters.
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         st = counters(srv.pin_dir)
-        if st.get("close_backlog") == 1 and st.get("active") == 0:
+        if st.get("close_backlog") == 1 and st.get("active") == 0 and \
+                any("end=unread_backlog" in l for l in srv.log):
             break
         time.sleep(0.2)
     assert st.get("close_backlog") == 1, "close_backlog %s" % st.get("close_backlog")
