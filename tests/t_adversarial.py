@@ -210,7 +210,12 @@ def noread(env, engine):
                 assert codes[-1] in (250, 421) and ok_line.startswith(data[cut:]), (
                     "session %d, reset: ends %s" % (i, show(data[-300:])))
         assert checked == 4, "only %d of 4 closed (the others: nothing to check)" % checked
-        ends = [l for l in srv.log if " end=unread_backlog" in l or " end=line_flood" in l]
+        deadline = time.monotonic() + 5  # srv.log is filled by a reader thread
+        while True:
+            ends = [l for l in srv.log if " end=unread_backlog" in l or " end=line_flood" in l]
+            if len(ends) >= 4 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         assert len(ends) == 4, "%d of 4 sessions logged as ended by a 421: %s" % (
             len(ends), srv.log_tail(4))
 
