@@ -262,9 +262,10 @@ struct ml_summary {
 	__u8 rcpt[ML_ARG_MAX];
 };
 
-/* Per-socket state, created by sock_ops, removed when the socket closes. */
+/* The reply-code counters, ML_ST_REPLY_220 to ML_ST_REPLY_554, in order. */
 #define ML_NCODES	(ML_ST_REPLY_554 - ML_ST_REPLY_220 + 1)
 
+/* Per-socket state, created by sock_ops, removed when the socket closes. */
 struct ml_sock {
 	__u64 cookie;		/* socket cookie, for the controller */
 	__u64 out_bytes;	/* reply octets the sk_msg program produced */

@@ -274,7 +274,7 @@ class Server:
                  wrap=(), nofile=None):
         self.env, self.ns, self.args = env, ns, list(args)
         # argv put between nsenter and mailless (it must exec mailless), e.g.
-        # nice -n 10
+        # unshare --uts ...
         self.wrap = list(wrap)
         self.nofile = nofile  # RLIMIT_NOFILE (soft = hard) to start it with
         self.pin_dir, self.host, self.engine, self.name = pin_dir, host, engine, name

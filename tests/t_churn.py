@@ -49,7 +49,7 @@ def quit_close(ns, addr, r, errors):
 def churn(env, engine):
     pair = env.pair()
     srv = env.server(pair, engine=engine, family="4", extra=["--max-sessions", "100"],
-                     wrap=["prlimit", "--nofile=256:256", "--"])
+                     nofile=256)
     r = Replies("mx.test")
     errors = []
     done = [0]
