@@ -72,10 +72,31 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# apt with a configuration of its own for Debian 12 (bookworm), whose kernel this is: the
+# host's sources (Debian 13 on a current server) are neither read nor changed. Lists and
+# downloads stay under $cache/apt.
+apt_dir=$cache/apt
+apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=$apt_dir/parts"
+          -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
+          -o "Dir::Etc::Preferences=$apt_dir/preferences" -o "Dir::Etc::PreferencesParts=$apt_dir/parts")
+apt_setup() {
+    mkdir -p "$apt_dir/parts" "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
+    local k=/usr/share/keyrings/debian-archive-keyring.gpg
+    cat > "$apt_dir/sources.list" <<EOF
+deb [signed-by=$k] http://deb.debian.org/debian bookworm main
+deb [signed-by=$k] http://deb.debian.org/debian bookworm-updates main
+deb [signed-by=$k] http://deb.debian.org/debian-security bookworm-security main
+EOF
+    : > "$apt_dir/preferences"
+    if [ "$(id -u)" = 0 ] && id _apt >/dev/null 2>&1; then
+        chown -R _apt "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" 2>/dev/null || true
+    fi
+}
+
 # Newest ABI of linux-image-6.1.0-N-amd64; prints candidate package names, signed name first.
 kernel_candidates() {
     local names abi
-    names=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64(-unsigned)?$' 2>/dev/null |
+    names=$(apt-cache "${apt_opts[@]}" search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64(-unsigned)?$' 2>/dev/null |
             awk '{print $1}' | grep -E '^linux-image-6\.1\.0-[0-9]+-amd64(-unsigned)?$' || true)
     [ -n "$names" ] || return 0
     abi=$(printf '%s\n' "$names" | sed -E 's/^linux-image-6\.1\.0-([0-9]+)-.*/\1/' | sort -n | tail -1)
@@ -87,18 +108,21 @@ kernel_candidates() {
 fetch_kernel() {
     command -v apt-get >/dev/null && command -v apt-cache >/dev/null ||
         missing "no cached kernel in $kdir and no apt-get to download one"
+    [ -r /usr/share/keyrings/debian-archive-keyring.gpg ] ||
+        missing "no Debian archive keyring to check the bookworm lists with (apt-get install -y debian-archive-keyring)"
     local cands pkg deb dl tree
+    apt_setup
     if [ -n "${VM_KERNEL_PKG:-}" ]; then
         cands=$VM_KERNEL_PKG
     else
         cands=$(kernel_candidates)
         if [ -z "$cands" ]; then
-            say "no linux-image-6.1.0-*-amd64 in the apt lists; running apt-get update"
-            apt-get update -qq >&2 || true
+            say "no linux-image-6.1.0-*-amd64 in the bookworm lists under $apt_dir; updating them"
+            apt-get "${apt_opts[@]}" update -qq >&2 || true
             cands=$(kernel_candidates)
         fi
     fi
-    [ -n "$cands" ] || missing "no linux-image-6.1.0-*-amd64 package available from apt (is this Debian 12?)"
+    [ -n "$cands" ] || missing "no linux-image-6.1.0-*-amd64 package in Debian 12 (bookworm) from deb.debian.org"
     dl=$work/dl
     mkdir -p "$dl"
     # apt drops privileges to _apt for downloads; let it write here to avoid a warning
@@ -108,7 +132,7 @@ fetch_kernel() {
     for pkg in $cands; do
         say "downloading kernel package $pkg"
         rm -f "$dl"/*.deb
-        if ! (cd "$dl" && apt-get download -q "$pkg" >&2); then
+        if ! (cd "$dl" && apt-get "${apt_opts[@]}" download -q "$pkg" >&2); then
             say "apt-get download $pkg failed"; continue
         fi
         deb=$(ls "$dl"/*.deb 2>/dev/null | head -1)
