@@ -732,8 +732,11 @@ static long expand_op(__u64 index, void *data)
 	struct sk_msg_md *msg = ex->msg;
 	__u8 *d = msg->data, *end = msg->data_end;
 	const struct ml_config *cfg;
-	__u32 off = ex->text_len + (__u32)index, op, slot;
+	__u64 off = (__u64)ex->text_len + index;
+	__u32 op, slot;
 
+	/* As in count_op(): a 64-bit index, bounded on that very register. */
+	asm volatile("" : "+r"(off));
 	if (off >= SEG_MAX || d + off + 1 > end)
 		goto fail;
 	op = d[off];
@@ -779,8 +782,15 @@ static long count_op(__u64 index, void *data)
 	struct sk_msg_md *msg = c->msg;
 	__u8 *d = msg->data, *end = msg->data_end;
 	const struct ml_config *cfg;
-	__u32 i = index, b, op, slot;
+	__u64 i = index;
+	__u32 b, op, slot;
 
+	/* A 64-bit index, bounded on the register that is added to the
+	 * packet pointer: with a 32-bit one, clang 19 turns the bound into
+	 * `if w1 > 0xfffe` and `r1 &= 0xffff`, from which 6.1 learns only
+	 * umax 0xffff, one more than a packet range allows ("R3 offset is
+	 * outside of the packet"). */
+	asm volatile("" : "+r"(i));
 	if (i >= SEG_MAX || d + i + 1 > end)
 		return 1;
 	b = d[i];
