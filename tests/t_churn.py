@@ -97,7 +97,8 @@ def churn(env, engine):
         time.sleep(0.1)
     assert st.get("active") == 0, "active sessions after the churn: %s" % st.get("active")
     quits = st.get("close_quit", 0) + st.get("close_client", 0)
-    assert quits >= N, "closed quit+client_closed %d, expected >= %d" % (quits, N)
+    assert quits >= N, "closed quit+client_closed %d, expected >= %d (close reasons: %s)" % (
+        quits, N, {k: v for k, v in st.items() if k.startswith("close_") and v})
     t1 = time.monotonic()
     rc = srv.stop(timeout=5)
     assert rc == 0, "exit status %s after SIGTERM" % rc

@@ -524,11 +524,10 @@ static int flow_of(int fd, struct ml_flow *f)
 static int tcp_queued(int fd, uint64_t *queued, uint8_t *state, uint32_t *idle_ms)
 {
 	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
+	int r = ml_tcp_info(fd, &ti);
 
-	memset(&ti, 0, sizeof(ti));
-	if (getsockopt(fd, SOL_TCP, TCP_INFO, &ti, &len))
-		return -errno;
+	if (r)
+		return r;
 	if (queued)
 		*queued = ti.tcpi_bytes_sent - ti.tcpi_bytes_retrans + ti.tcpi_notsent_bytes;
 	if (state)

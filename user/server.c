@@ -249,6 +249,15 @@ static void close_with(struct ml_server *srv, struct ml_session *s, unsigned int
 	ml_session_close(srv, s);
 }
 
+/* TCP_INFO of fd; all zero where the kernel did not fill it in. */
+int ml_tcp_info(int fd, struct tcp_info *ti)
+{
+	socklen_t len = sizeof(*ti);
+
+	memset(ti, 0, sizeof(*ti));
+	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, ti, &len) ? -errno : 0;
+}
+
 /*
  * The drain or linger deadline passed with replies the client has not taken
  * (unsent, or sent and unacknowledged): close with a reset, which frees them
@@ -258,22 +267,17 @@ static void close_with(struct ml_server *srv, struct ml_session *s, unsigned int
 static void give_up(struct ml_session *s)
 {
 	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 
-	memset(&ti, 0, sizeof(ti));
-	if (getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-	    (ti.tcpi_notsent_bytes || ti.tcpi_unacked))
+	if (ml_tcp_info(s->fd, &ti) == 0 && (ti.tcpi_notsent_bytes || ti.tcpi_unacked))
 		setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 }
 
 static uint64_t bytes_acked(int fd)
 {
 	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
 
-	memset(&ti, 0, sizeof(ti));
-	getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len);
+	ml_tcp_info(fd, &ti);
 	return ti.tcpi_bytes_acked;
 }
 

@@ -108,6 +108,8 @@ uint64_t ml_now_ms(void);
  * not close, is waited for (ml_linger_begin). */
 #define ML_LINGER_MS	2000
 void ml_linger_begin(struct ml_session *s);
+struct tcp_info;
+int ml_tcp_info(int fd, struct tcp_info *ti);
 /* Render every reply line of o into cfg (hostname, dialect, texts). */
 void ml_render(struct ml_config *cfg, const struct ml_opts *o);
 int ml_serve(struct ml_opts *o, const struct ml_cli_set *cli, int ncli);
