@@ -40,6 +40,7 @@ char LICENSE[] SEC("license") = "GPL";
 struct sock {
 	int sk_sndbuf;
 	int sk_wmem_queued;
+	unsigned int sk_gso_max_size;
 } __attribute__((preserve_access_index));
 struct inet_sock {
 	struct sock sk;
@@ -52,6 +53,7 @@ struct tcp_sock {
 	__u64 bytes_acked;	/* RFC 4898 tcpEStatsAppHCThruOctetsAcked */
 	__u32 mss_cache;	/* the MSS segments are cut to now */
 	__u16 gso_segs;		/* MSSes one skb is filled with (tcp_xmit_size_goal) */
+	__u32 max_window;	/* the largest window the client offered */
 } __attribute__((preserve_access_index));
 
 /* Set by the controller before load. */
@@ -872,15 +874,42 @@ static __always_inline int msg_fail(struct sk_msg_md *msg, struct ml_sock *s, __
 #define SKB_COST 2048
 
 /*
+ * The octets tcp_sendmsg_locked will put in one skb of this socket: what
+ * tcp_xmit_size_goal() computes and caches as gso_segs MSSes. Nothing has
+ * set gso_segs before the socket's first send, and the verdict's first
+ * message can be that send: a client whose lines arrive between accept()
+ * and the controller's greeting is answered greeting and all by the
+ * verdict. Then the goal is computed here the way the kernel is about to:
+ * the device's GSO size, bounded by half the largest window the client
+ * offered, in whole MSSes (tcp_bound_to_half_wnd()).
+ */
+static __always_inline __u64 size_goal(struct tcp_sock *tp)
+{
+	__u32 mss = tp->mss_cache, segs = tp->gso_segs, win, gso;
+
+	if (mss == 0)
+		mss = 536;
+	if (segs == 0) {
+		win = tp->max_window;
+		if (win > 536)
+			win /= 2;
+		gso = tp->inet_conn.icsk_inet.sk.sk_gso_max_size;
+		if (win && win < gso)
+			gso = win;
+		segs = gso / mss;
+	}
+	return (__u64)(segs ? segs : 1) * mss;
+}
+
+/*
  * Will text_len octets of expanded replies go into the send buffer whole?
  * tcp_bpf sends an expanded message with MSG_DONTWAIT and cannot send it in
  * part: where tcp_sendmsg_locked needs a new skb and finds sk_wmem_queued at
  * sk_sndbuf, the rest of the message is freed (tcp_bpf_send_verdict) and
  * the client gets a reply cut short. A new skb is needed every size goal
- * (gso_segs * MSS, at least one MSS: small when the client's MSS or window
- * is), each costing SKB_COST; half the current goal is assumed. The socket
- * is locked while this program and the push run: the queue only grows by
- * what this message adds.
+ * (small when the client's MSS or window is), each costing SKB_COST; half
+ * the goal is assumed. The socket is locked while this program and the push
+ * run: the queue only grows by what this message adds.
  */
 static __always_inline int send_fits(struct sk_msg_md *msg, __u32 text_len)
 {
@@ -894,7 +923,7 @@ static __always_inline int send_fits(struct sk_msg_md *msg, __u32 text_len)
 	tp = bpf_skc_to_tcp_sock(sk);
 	if (!tp)
 		return 0;
-	goal = (__u64)(tp->gso_segs ? tp->gso_segs : 1) * tp->mss_cache / 2;
+	goal = size_goal(tp) / 2;
 	if (goal < 64)
 		goal = 64;
 	need = text_len + (text_len / goal + 2) * SKB_COST;

@@ -15,13 +15,16 @@ naming the wrong host is caught.
 """
 import os
 import random
+import re
+import signal
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mltest import (Env, Replies, Session, StartError, Suite, assert_bytes, bytes_diff, converse,
-                    engines, model, show, skipped_engines)
+from mltest import (PREFIX, Env, Replies, Session, StartError, Suite, assert_bytes, bytes_diff,
+                    converse, engines, model, show, skipped_engines)
 
 t = Suite("t_wire")
 DIALECTS = ("rcpt", "rfc7504")
@@ -230,6 +233,66 @@ def case_amplify(addr, ns, R, dialect, engine):
         s.close()
 
 
+def case_greeting_race(srv, addr, ns, R, dialect, engine):
+    """Lines that arrive after accept() and before the controller has written
+    the greeting (strace holds its send 1.5 s): the greeting still comes
+    first, then every reply in order, as in case_amplify. In the kernel
+    engine the verdict program answers them, greeting and all, in the
+    socket's first send; the sk_msg program once took that send's size goal
+    for one MSS a skb and ended the session with the backlog 421 and nothing
+    else (the kernel caches the goal at the first send, not before)."""
+    trace = "/tmp/%s-%s-%s-greet.strace" % (PREFIX, engine, dialect)
+    st = subprocess.Popen(["strace", "-f", "-qq", "-p", str(srv.pid), "-o", trace,
+                           "-e", "trace=accept4,sendto",
+                           "-e", "inject=sendto:delay_enter=1500000"],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+    s = None
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(trace) or not traced(srv.pid):
+            assert time.monotonic() < deadline, "strace did not attach: %s" % \
+                st.stderr.read1(500)
+            time.sleep(0.05)
+        data = b"\n" * 20000 + b"QUIT\r\n"
+        exp = model(dialect, R.h, data)[0]
+        s = Session(ns, addr, timeout=30)
+        deadline = time.monotonic() + 5
+        while not re.search(r"accept4\(.*\) = \d+$", open(trace).read(), re.M):
+            assert time.monotonic() < deadline, "strace saw no accept4"
+            time.sleep(0.01)
+        sent = time.monotonic()
+        s.send(data)
+        assert time.monotonic() - sent < 0.5, "the lines went out too late to race the greeting"
+        s._fill(len(exp) + 1, time.monotonic() + 10)
+        got = bytes(s.buf)
+        bye = next((b for b in (R.backlog, R.pipeline)
+                    if got.endswith(b) and (b == R.backlog or engine == "kernel")), None)
+        assert bye, "no 421 after the replies: %s" % bytes_diff(exp, got)
+        head = got[:-len(bye)]
+        n = head.count(b"\n")
+        assert n >= 100, "only %d replies before the 421: %s" % (n, show(got))
+        assert_bytes(exp[:len(head)], head, "replies before the 421")
+        s.buf.clear()
+        s.expect_eof()
+    finally:
+        st.send_signal(signal.SIGINT)  # strace detaches and exits
+        st.wait(10)
+        if s:
+            s.close()
+        if os.path.exists(trace):
+            os.unlink(trace)
+
+
+def traced(pid):
+    """Is every thread of pid under a tracer?"""
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+            if not any(l.startswith("TracerPid:") and l.split()[1] != "0" for l in f):
+                return False
+    return True
+
+
 def case_one_byte(addr, ns, R, dialect):
     data = (b"EHLO client.test\r\nMAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\n"
             b"DATA\r\nRSET\nNOOP\r\nQUIT\r\n")
@@ -397,6 +460,8 @@ def run_dialect(env, engine, dialect, x):
          (pair.v6, ns, R, dialect)),
         ("20000 empty lines, slow reader: no reply lost", case_amplify,
          (v4, ns, R, dialect, engine)),
+        ("lines between accept() and the greeting: greeting first", case_greeting_race,
+         (srv, v4, ns, R, dialect, engine)),
         ("early talker gets the greeting first", case_early, (v4, ns, R, dialect)),
         ("early talker with QUIT", case_early_quit, (pair.v6, ns, R, dialect)),
         ("300 early talkers in a row", case_early_many, ((v4, pair.v6), ns, R, dialect)),
