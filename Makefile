@@ -191,7 +191,7 @@ tools/loadgen: tools/loadgen.c Makefile
 
 # Test programs (C): built by `make test`, also copied into the 6.1 VM.
 TEST_BINS := $(OUT)/tests/wirecheck $(OUT)/tests/unit_proto $(OUT)/tests/unit_bucket \
-	     $(OUT)/tests/guard_table $(OUT)/tests/unit_srctab
+	     $(OUT)/tests/guard_table $(OUT)/tests/unit_srctab $(OUT)/tests/mailless-reject
 .PHONY: tests-build
 tests-build: $(TEST_BINS)
 $(OUT)/tests/%: tests/c/%.c | $(OUT)/tests
@@ -203,6 +203,25 @@ $(OUT)/tests/%: tests/c/%.c | $(OUT)/tests
 $(OUT)/tests/guard_table: tests/c/guard_table.c $(OUT)/guard.skel.h include/guard.h include/bucket.h | $(OUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(TEST_CPPFLAGS) $(TOOL_CFLAGS) -MMD -MP $(TOOL_LDFLAGS) -fno-strict-aliasing -Wno-missing-field-initializers $< $(LDLIBS) -o $@
+
+# A controller whose sk_msg program every verifier rejects (an unchecked
+# packet read, under MLT_VERIFIER_REJECT): tests/t_refuse.sh checks that
+# mailless names the program and the verifier's complaint. Only kern.c
+# includes the skeleton; it is built again against this one.
+$(OUT)/reject:
+	$(Q)mkdir -p $@
+$(OUT)/reject/responder.bpf.o: bpf/responder.bpf.c Makefile | $(OUT)/reject
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -DMLT_VERIFIER_REJECT -c $< -o $@
+$(OUT)/reject/responder.skel.h: $(OUT)/reject/responder.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name responder > $@
+$(OUT)/reject/kern.o: user/kern.c Makefile $(OUT)/reject/responder.skel.h $(SKELS)
+	$(call msg,CC,$@)
+	$(Q)$(CC) -I$(OUT)/reject $(ML_CPPFLAGS) $(ML_CFLAGS) -c $< -o $@
+$(OUT)/tests/mailless-reject: $(filter-out $(OUT)/user/kern.o,$(patsubst user/%.c,$(OUT)/user/%.o,$(USER_SRCS))) $(OUT)/reject/kern.o | $(OUT)/tests
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ML_CFLAGS) $(ML_LDFLAGS) $^ $(LDLIBS) -o $@
 
 # The floor server for `make bench`: the cost of TCP alone (tools/floor.c).
 tools/floor: tools/floor.c Makefile

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -311,11 +312,113 @@ static int has_cap(int cap)
 	return (eff >> cap) & 1;
 }
 
-/* Say why the kernel engine cannot run here, as precisely as we can tell:
- * a missing capability, kernel lockdown, a verifier rejection, a missing
- * kernel feature. */
+/* Capabilities (linux/capability.h). */
+#define CAP_NET_ADMIN_	12
+#define CAP_SYS_ADMIN_	21
+#define CAP_PERFMON_	38
+#define CAP_BPF_	39
+
+/*
+ * The kernel engine needs CAP_BPF (programs and maps), CAP_NET_ADMIN
+ * (sock_ops, sk_skb and sk_msg are network admin program types; sockhash
+ * maps too) and CAP_PERFMON (the verifier offers bpf_skc_to_tcp_sock() only
+ * to perfmon_capable() loaders: without it, it says "unknown func").
+ * CAP_SYS_ADMIN stands in for all three. Checked before anything is loaded,
+ * so that the answer names them instead of an errno the kernel chose.
+ */
+static int check_caps(void)
+{
+	char miss[64] = "";
+	int admin = has_cap(CAP_SYS_ADMIN_);
+
+	if (!admin && !has_cap(CAP_BPF_))
+		strcat(miss, ", CAP_BPF");
+	if (!admin && !has_cap(CAP_PERFMON_))
+		strcat(miss, ", CAP_PERFMON");
+	if (!admin && !has_cap(CAP_NET_ADMIN_))
+		strcat(miss, ", CAP_NET_ADMIN");
+	if (!miss[0])
+		return 0;
+	err("the kernel engine needs the capabilities CAP_BPF, CAP_PERFMON and "
+	    "CAP_NET_ADMIN (or CAP_SYS_ADMIN); this process lacks %s: run it as root, "
+	    "or grant them (systemd: AmbientCapabilities=CAP_BPF CAP_PERFMON "
+	    "CAP_NET_ADMIN CAP_NET_BIND_SERVICE), or use --engine user", miss + 2);
+	return -EPERM;
+}
+
+/*
+ * What the kernel engine asks of the kernel, with the release that first
+ * had it: the probes load a trivial program or create a small map, so a
+ * kernel that is too old is named as such, with the feature, instead of
+ * failing somewhere in the object's load. Newest first: the message names
+ * what a user must upgrade to.
+ */
+enum { F_PROG, F_MAP, F_HELPER };
+static const struct {
+	int kind, type, id;
+	const char *what, *since;
+} features[] = {
+	{ F_HELPER, BPF_PROG_TYPE_SK_SKB, BPF_FUNC_loop, "bpf_loop() in sk_skb", "5.17" },
+	{ F_HELPER, BPF_PROG_TYPE_SK_MSG, BPF_FUNC_loop, "bpf_loop() in sk_msg", "5.17" },
+	{ F_HELPER, BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_netns_cookie,
+	  "bpf_get_netns_cookie() in sock_ops", "5.15" },
+	{ F_HELPER, BPF_PROG_TYPE_SK_MSG, BPF_FUNC_skc_to_tcp_sock,
+	  "bpf_skc_to_tcp_sock() in sk_msg", "5.10" },
+	{ F_MAP, BPF_MAP_TYPE_RINGBUF, 0, "the BPF ring buffer", "5.8" },
+	{ F_MAP, BPF_MAP_TYPE_SK_STORAGE, 0, "socket local storage", "5.2" },
+	{ F_MAP, BPF_MAP_TYPE_SOCKHASH, 0, "sockhash maps", "4.18" },
+	{ F_PROG, BPF_PROG_TYPE_SK_MSG, 0, "sk_msg programs", "4.17" },
+	{ F_PROG, BPF_PROG_TYPE_SK_SKB, 0, "sk_skb programs", "4.14" },
+	{ F_PROG, BPF_PROG_TYPE_SOCK_OPS, 0, "sock_ops programs", "4.13" },
+};
+
+static int check_kernel(void)
+{
+	char miss[512] = "", rel[80] = "?";
+	const char *need = NULL;
+	struct utsname u;
+	size_t i, n = 0;
+	int r;
+
+	if (!uname(&u))
+		snprintf(rel, sizeof(rel), "%s", u.release);
+	for (i = 0; i < sizeof(features) / sizeof(features[0]); i++) {
+		switch (features[i].kind) {
+		case F_PROG:
+			r = libbpf_probe_bpf_prog_type(features[i].type, NULL);
+			break;
+		case F_MAP:
+			r = libbpf_probe_bpf_map_type(features[i].type, NULL);
+			break;
+		default:
+			r = libbpf_probe_bpf_helper(features[i].type, features[i].id, NULL);
+		}
+		if (r < 0) {	/* the probe itself failed: let the load say why */
+			dbg("probing %s: %s", features[i].what, strerror(-r));
+			continue;
+		}
+		if (r == 0) {
+			if (!need)
+				need = features[i].since;
+			n += snprintf(miss + n, n < sizeof(miss) ? sizeof(miss) - n : 0,
+				      "%s%s (Linux %s)", n ? ", " : "", features[i].what,
+				      features[i].since);
+		}
+	}
+	if (!need)
+		return 0;
+	err("the kernel engine cannot run on Linux %s: it lacks %s. The kernel "
+	    "engine needs Linux %s or newer (tested: 6.1, 6.12, 6.18); the user "
+	    "engine runs here (--engine user, or --engine auto)", rel, miss, need);
+	return -ENOTSUP;
+}
+
+/* Say why the kernel engine cannot run here, as precisely as we can tell
+ * once the capabilities and the kernel's features were found in order:
+ * kernel lockdown or an LSM, a verifier rejection, something else. */
 static void explain(const char *what, int e)
 {
+	const struct ml_bpf_reject *rj = ml_libbpf_reject();
 	char lock[256] = "";
 	FILE *f = fopen("/sys/kernel/security/lockdown", "re");
 
@@ -325,25 +428,22 @@ static void explain(const char *what, int e)
 		fclose(f);
 		lock[strcspn(lock, "\n")] = 0;
 	}
-	if ((e == EPERM || e == EACCES) && !has_cap(39 /* CAP_BPF */) &&
-	    !has_cap(21 /* CAP_SYS_ADMIN */))
-		err("%s: %s: missing capability CAP_BPF (and CAP_NET_ADMIN, CAP_SYS_ADMIN "
-		    "for the cgroup attachment); run as root", what, strerror(e));
-	else if (e == EPERM && strstr(lock, "[confidentiality]"))
-		err("%s: %s: kernel lockdown is in confidentiality mode (%s)", what,
+	if (e == EPERM && strstr(lock, "[confidentiality]"))
+		err("%s: %s: kernel lockdown is in confidentiality mode (%s), which "
+		    "forbids what the kernel engine needs; use --engine user", what,
 		    strerror(e), lock);
 	else if (e == EPERM)
-		err("%s: %s: the kernel refused although we hold the capabilities "
-		    "(lockdown: %s; a seccomp filter or an LSM may forbid bpf())",
+		err("%s: %s: the kernel refused although this process holds the "
+		    "capabilities (lockdown: %s); a seccomp filter or an LSM (AppArmor, "
+		    "SELinux, a BPF LSM) may forbid bpf(); use --engine user",
 		    what, strerror(e), lock[0] ? lock : "none");
-	else if (e == EACCES)
-		err("%s: %s: the kernel's verifier rejected a program (run with -v "
-		    "for its log); this kernel differs from the tested 6.1 and 6.18",
-		    what, strerror(e));
-	else if (e == EINVAL || e == ENOTSUP || e == E2BIG || e == ENOENT || e == ESRCH)
-		err("%s: %s: the kernel lacks a feature mailless needs (sockhash, "
-		    "sk_skb verdict, sk_msg, bpf_loop, ring buffer: Linux 6.1 or newer)",
-		    what, strerror(e));
+	else if (rj && (e == EACCES || e == EINVAL || e == E2BIG))
+		err("%s: %s: the kernel's verifier rejected program '%s': \"%s\". This "
+		    "kernel has every feature mailless probes for, so it is a bug in "
+		    "mailless or a verifier it was not tested with (tested: 6.1, 6.12, "
+		    "6.18); please report it with the output of `mailless -v run`. "
+		    "The user engine runs here (--engine user)", what, strerror(e),
+		    rj->prog, rj->line[0] ? rj->line : "(no log)");
 	else
 		err("%s: %s", what, strerror(e));
 }
@@ -1107,6 +1207,8 @@ int ml_kernel_init(struct ml_server *srv)
 	/* With --engine auto a failure is expected on some hosts: libbpf's
 	 * own messages only with -v; ours say why. */
 	ml_log_libbpf(srv->opts.engine == ML_ENGINE_AUTO && ml_log_level < ML_DEBUG);
+	if ((e = check_caps()) || (e = check_kernel()))
+		return e;
 	if ((e = ensure_bpffs()))
 		return e;
 	if (getsockopt(srv->lfd[0], SOL_SOCKET, SO_NETNS_COOKIE, &netns, &len)) {

@@ -12,6 +12,14 @@ void ml_log(enum ml_level lvl, const char *fmt, ...)
  * during probes that are expected to fail. */
 void ml_log_libbpf(int quiet);
 
+/* The last BPF program the kernel refused to load, as libbpf reported it:
+ * its name and the verifier log's last line (NULL: none so far). */
+struct ml_bpf_reject {
+	char prog[64];
+	char line[256];
+};
+const struct ml_bpf_reject *ml_libbpf_reject(void);
+
 #define err(...)	ml_log(ML_ERROR, __VA_ARGS__)
 #define warn(...)	ml_log(ML_WARN, __VA_ARGS__)
 #define info(...)	ml_log(ML_INFO, __VA_ARGS__)
