@@ -9,7 +9,9 @@
 #     three): the message names the one missing, checked before anything is
 #     loaded. Before, a missing CAP_PERFMON printed the verifier's log and
 #     "the kernel lacks a feature", a missing CAP_NET_ADMIN "the kernel
-#     refused although we hold the capabilities".
+#     refused although we hold the capabilities". The XDP guard likewise
+#     names CAP_BPF or CAP_NET_ADMIN (it said "attaching the guard to veth0:
+#     Operation not permitted").
 #   verifier rejection: .output/tests/mailless-reject carries an sk_msg
 #     program with an unchecked packet read (MLT_VERIFIER_REJECT): the
 #     message names ml_msg, quotes the verifier's complaint (a line of the
@@ -91,6 +93,22 @@ for cap in perfmon bpf net_admin; do
 done
 serves "refuse: without CAP_PERFMON, --engine auto serves with the user engine" \
 	"$MAILLESS" "-sys_admin,-perfmon" "lacks CAP_PERFMON"
+
+for cap in bpf net_admin; do
+	CAP=CAP_${cap^^}
+	OUT=$(timeout 30 nsenter --net="/run/netns/$SRV_NS" setpriv --bounding-set "-sys_admin,-$cap" \
+		--inh-caps -all "$MAILLESS" run -l "$SRV4:25" -H "$HOST" --engine user --xdp veth0 \
+		--pin-dir "/sys/fs/bpf/$PREFIX-refuse" 2>&1 </dev/null)
+	RC=$?
+	name="refuse: without $CAP the XDP guard names it"
+	if [ "$RC" -eq 0 ]; then
+		fail "$name" "exit status 0: $OUT"
+	elif [[ $OUT != *"the XDP guard needs the capabilities CAP_BPF CAP_NET_ADMIN"*"lacks $CAP:"* ]]; then
+		fail "$name" "$OUT"
+	else
+		ok "$name"
+	fi
+done
 
 refuse "$MAILLESS" "-sys_admin" 3
 name="refuse: CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN without CAP_SYS_ADMIN are enough"

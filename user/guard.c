@@ -28,6 +28,7 @@
 #include <bpf/libbpf.h>
 #include <xdp/libxdp.h>
 
+#include "caps.h"
 #include "guardctl.h"
 #include "guard.skel.h"
 #include "log.h"
@@ -593,6 +594,8 @@ int ml_guard_start(struct ml_server *srv)
 
 	if (!g->niface)
 		return 0;
+	if ((e = ml_need_caps("the XDP guard", ML_CAP_BPF | ML_CAP_NET_ADMIN)))
+		return e;
 	libxdp_set_print(xdp_print);
 	gd = calloc(1, sizeof(*gd));
 	if (!gd)

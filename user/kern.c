@@ -29,6 +29,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "caps.h"
 #include "log.h"
 #include "responder.skel.h"
 #include "server.h"
@@ -296,55 +297,6 @@ void ml_kernel_cgroup_leave(void)
 	cg_own.child[0] = 0;
 }
 
-/* Is capability cap in our effective set? (/proc/self/status CapEff) */
-static int has_cap(int cap)
-{
-	char line[256];
-	unsigned long long eff = 0;
-	FILE *f = fopen("/proc/self/status", "re");
-
-	if (!f)
-		return 1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "CapEff: %llx", &eff) == 1)
-			break;
-	fclose(f);
-	return (eff >> cap) & 1;
-}
-
-/* Capabilities (linux/capability.h). */
-#define CAP_NET_ADMIN_	12
-#define CAP_SYS_ADMIN_	21
-#define CAP_PERFMON_	38
-#define CAP_BPF_	39
-
-/*
- * The kernel engine needs CAP_BPF (programs and maps), CAP_NET_ADMIN
- * (sock_ops, sk_skb and sk_msg are network admin program types; sockhash
- * maps too) and CAP_PERFMON (the verifier offers bpf_skc_to_tcp_sock() only
- * to perfmon_capable() loaders: without it, it says "unknown func").
- * CAP_SYS_ADMIN stands in for all three. Checked before anything is loaded,
- * so that the answer names them instead of an errno the kernel chose.
- */
-static int check_caps(void)
-{
-	char miss[64] = "";
-	int admin = has_cap(CAP_SYS_ADMIN_);
-
-	if (!admin && !has_cap(CAP_BPF_))
-		strcat(miss, ", CAP_BPF");
-	if (!admin && !has_cap(CAP_PERFMON_))
-		strcat(miss, ", CAP_PERFMON");
-	if (!admin && !has_cap(CAP_NET_ADMIN_))
-		strcat(miss, ", CAP_NET_ADMIN");
-	if (!miss[0])
-		return 0;
-	err("the kernel engine needs the capabilities CAP_BPF, CAP_PERFMON and "
-	    "CAP_NET_ADMIN (or CAP_SYS_ADMIN); this process lacks %s: run it as root, "
-	    "or grant them (systemd: AmbientCapabilities=CAP_BPF CAP_PERFMON "
-	    "CAP_NET_ADMIN CAP_NET_BIND_SERVICE), or use --engine user", miss + 2);
-	return -EPERM;
-}
 
 /*
  * What the kernel engine asks of the kernel, with the release that first
@@ -1207,7 +1159,10 @@ int ml_kernel_init(struct ml_server *srv)
 	/* With --engine auto a failure is expected on some hosts: libbpf's
 	 * own messages only with -v; ours say why. */
 	ml_log_libbpf(srv->opts.engine == ML_ENGINE_AUTO && ml_log_level < ML_DEBUG);
-	if ((e = check_caps()) || (e = check_kernel()))
+	/* CAP_PERFMON: the verifier offers bpf_skc_to_tcp_sock() only to
+	 * perfmon_capable() loaders. */
+	if ((e = ml_need_caps("the kernel engine", ML_CAP_BPF | ML_CAP_PERFMON |
+			      ML_CAP_NET_ADMIN)) || (e = check_kernel()))
 		return e;
 	if ((e = ensure_bpffs()))
 		return e;

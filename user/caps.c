@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * caps.c - is this process allowed to load what it is about to load?
+ *
+ * Checked before anything is loaded, so that a missing capability is named
+ * instead of showing as whatever errno the kernel picks: without
+ * CAP_PERFMON the verifier says "unknown func bpf_skc_to_tcp_sock", which
+ * reads like a kernel that is too old; without CAP_NET_ADMIN the sockhash
+ * map cannot be created (EPERM). The kernel's tests (kernel/bpf/syscall.c:
+ * bpf_capable(), perfmon_capable(), bpf_net_capable()) each accept
+ * CAP_SYS_ADMIN as well.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "caps.h"
+#include "log.h"
+
+#define CAP_NET_ADMIN_	12
+#define CAP_SYS_ADMIN_	21
+#define CAP_PERFMON_	38
+#define CAP_BPF_	39
+
+/* Is capability cap in our effective set? (/proc/self/status CapEff) */
+static int has_cap(int cap)
+{
+	char line[256];
+	unsigned long long eff = 0;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return 1;	/* cannot tell: let the kernel decide */
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &eff) == 1)
+			break;
+	fclose(f);
+	return (eff >> cap) & 1;
+}
+
+int ml_need_caps(const char *who, unsigned int need)
+{
+	static const struct {
+		unsigned int bit;
+		int cap;
+		const char *name;
+	} caps[] = {
+		{ ML_CAP_BPF, CAP_BPF_, "CAP_BPF" },
+		{ ML_CAP_PERFMON, CAP_PERFMON_, "CAP_PERFMON" },
+		{ ML_CAP_NET_ADMIN, CAP_NET_ADMIN_, "CAP_NET_ADMIN" },
+	};
+	char all[64] = "", miss[64] = "";
+	size_t i;
+
+	if (has_cap(CAP_SYS_ADMIN_))
+		return 0;
+	for (i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+		if (!(need & caps[i].bit))
+			continue;
+		snprintf(all + strlen(all), sizeof(all) - strlen(all), "%s%s",
+			 all[0] ? " " : "", caps[i].name);
+		if (!has_cap(caps[i].cap))
+			snprintf(miss + strlen(miss), sizeof(miss) - strlen(miss), "%s%s",
+				 miss[0] ? ", " : "", caps[i].name);
+	}
+	if (!miss[0])
+		return 0;
+	err("%s needs the capabilities %s (or CAP_SYS_ADMIN); this process lacks %s: "
+	    "run it as root, or grant them (systemd: AmbientCapabilities=%s "
+	    "CAP_NET_BIND_SERVICE)", who, all, miss, all);
+	return -EPERM;
+}
