@@ -11,7 +11,9 @@
 #     "the kernel lacks a feature", a missing CAP_NET_ADMIN "the kernel
 #     refused although we hold the capabilities". The XDP guard likewise
 #     names CAP_BPF or CAP_NET_ADMIN (it said "attaching the guard to veth0:
-#     Operation not permitted").
+#     Operation not permitted"), and a libxdp without its dispatcher object
+#     (LIBXDP_OBJECT_PATH pointing elsewhere) names xdp-dispatcher.o instead
+#     of "No such file or directory".
 #   verifier rejection: .output/tests/mailless-reject carries an sk_msg
 #     program with an unchecked packet read (MLT_VERIFIER_REJECT): the
 #     message names ml_msg, quotes the verifier's complaint (a line of the
@@ -109,6 +111,17 @@ for cap in bpf net_admin; do
 		ok "$name"
 	fi
 done
+
+OUT=$(LIBXDP_OBJECT_PATH=$ML_TMP/none timeout 30 nsenter --net="/run/netns/$SRV_NS" "$MAILLESS" \
+	run -l "$SRV4:25" -H "$HOST" --engine user --xdp veth0 --pin-dir "/sys/fs/bpf/$PREFIX-refuse" \
+	2>&1 </dev/null)
+RC=$?
+name="refuse: the XDP guard without libxdp's dispatcher object names it"
+if [ "$RC" -ne 0 ] && [[ $OUT == *"libxdp found no xdp-dispatcher.o (package libxdp1"* ]]; then
+	ok "$name"
+else
+	fail "$name" "exit $RC: $OUT"
+fi
 
 refuse "$MAILLESS" "-sys_admin" 3
 name="refuse: CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN without CAP_SYS_ADMIN are enough"

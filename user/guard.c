@@ -646,6 +646,10 @@ int ml_guard_start(struct ml_server *srv)
 				err("xdp: native mode is not available on %s (its driver has no "
 				    "XDP support: %s); use --xdp-mode skb, or auto", name,
 				    strerror(-e));
+			else if (e == -ENOENT)
+				err("xdp: attaching the guard to %s: libxdp found no "
+				    "xdp-dispatcher.o (package libxdp1; LIBXDP_OBJECT_PATH "
+				    "names another directory)", name);
 			else if (e == -EEXIST || e == -EBUSY)
 				err("xdp: %s already has an XDP program that libxdp cannot join "
 				    "(%s); mailless did not replace it", name, strerror(-e));
