@@ -78,9 +78,10 @@ SKELS     := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
 # Debian packages a fresh host needs to build, run and test mailless.
 DEPS_RUN  := clang llvm libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev make gcc pkg-config
 # swaks needs IO::Socket::INET6 for IPv6 on Debian 12 (13's swaks does without).
+# xz-utils: Debian 13's kernel modules are .ko.xz, unpacked for the VM tests (tests/vm/).
 DEPS_TEST := $(DEPS_RUN) python3 swaks libio-socket-inet6-perl iproute2 util-linux strace \
 	     qemu-system-x86 busybox-static cpio kmod prometheus curl xdp-tools nftables binutils \
-	     libclang-rt-dev
+	     libclang-rt-dev xz-utils
 # make bench: the plot, and the servers a user would pick instead of mailless.
 DEPS_BENCH := $(DEPS_RUN) python3 gnuplot-nox postfix ucspi-tcp
 
@@ -189,7 +190,7 @@ tools/loadgen: tools/loadgen.c Makefile
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(TOOL_CPPFLAGS) $(TOOL_CFLAGS) $(TOOL_LDFLAGS) $< -o $@
 
-# Test programs (C): built by `make test`, also copied into the 6.1 VM.
+# Test programs (C): built by `make test`, also copied into the VMs (tests/vm/).
 TEST_BINS := $(OUT)/tests/wirecheck $(OUT)/tests/unit_proto $(OUT)/tests/unit_bucket \
 	     $(OUT)/tests/guard_table $(OUT)/tests/unit_srctab $(OUT)/tests/mailless-reject
 .PHONY: tests-build

@@ -217,7 +217,13 @@ int ml_guard(struct xdp_md *ctx)
 		src.addr[3] = ip->saddr & cfg->mask4;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
-		struct gd_lpm6 k6 = { .prefixlen = 128 };
+		/* Assigned below, not initialized here: "= { .prefixlen = 128 }"
+		 * leaves clang 14 a 20-byte template in .rodata that no insn reads,
+		 * and the BTF of a .rodata without variables (DATASEC vlen 0) is
+		 * rejected by Linux 5.10 ("vlen == 0"). Without BTF, libxdp cannot
+		 * load the guard behind its dispatcher as an extension program
+		 * ("Program extension requires BTF") and the attach fails. */
+		struct gd_lpm6 k6;
 		int i;
 
 		if ((void *)(ip6 + 1) > end)
@@ -232,6 +238,7 @@ int ml_guard(struct xdp_md *ctx)
 			return XDP_PASS;
 		flags = ((__u8 *)th)[13];
 		count(GD_ST_PACKETS);
+		k6.prefixlen = 128;
 		__builtin_memcpy(k6.addr, &ip6->saddr, 16);
 		allow = in_list(&guard_allow6, slot, &k6);
 		deny = !allow && in_list(&guard_deny6, slot, &k6);

@@ -1,14 +1,17 @@
 #!/bin/sh
-# Payload for tests/vm/boot61.sh: the XDP guard on Debian 12's 6.1 kernel.
-# The guard must pass the 6.1 verifier (PROG_TEST_RUN table test), attach
-# through libxdp with mailless, and detach on exit. Where 6.1 lets libxdp
-# load its dispatcher, xdp-filter must run beside it ("guard61: coexist").
-# /payload holds mailless, guard_table and unit_bucket (t_kernel61_guard.sh).
+# Payload for tests/vm/boot.sh: the XDP guard on a Debian kernel (5.10, 6.1, 6.12).
+# The guard must pass that kernel's verifier (PROG_TEST_RUN table test), attach
+# through libxdp with mailless, and detach on exit. Where the kernel lets libxdp
+# load its dispatcher, xdp-filter must run beside it ("guard: coexist").
+# /payload holds mailless, guard_table, unit_bucket and vm.conf (EXPECT_KERNEL,
+# the kernel version the test expects; ENGINE, mailless's --engine: kernel, or
+# user where the kernel engine cannot run), copied there by tests/vm/vmtest.sh.
 set -u
 fail=0
-say() { echo "guard61: $*"; }
+say() { echo "guard: $*"; }
 
-case $(uname -r) in 6.1.*) ;; *) say "not a 6.1 kernel: $(uname -r)"; exit 1;; esac
+. /payload/vm.conf
+case $(uname -r) in "$EXPECT_KERNEL".*) ;; *) say "not a $EXPECT_KERNEL kernel: $(uname -r)"; exit 1;; esac
 
 /payload/unit_bucket >/tmp/ub.out 2>&1 || { cat /tmp/ub.out; say "FAILED unit_bucket"; fail=1; }
 if /payload/guard_table >/tmp/gt.out 2>&1; then
@@ -28,7 +31,7 @@ nsenter --net=/run/netns/gs ip link set lo up
 
 # Full path: a function in the background would make $! a subshell.
 /usr/bin/nsenter --net=/run/netns/gs /payload/mailless run -l 10.62.0.1:25 -H g.mx.test \
-    --engine kernel --pin-dir /sys/fs/bpf/g --xdp vgs >/tmp/g.log 2>&1 &
+    --engine "$ENGINE" --pin-dir /sys/fs/bpf/g --xdp vgs >/tmp/g.log 2>&1 &
 PID=$!
 i=0
 while ! grep -q 'mailless: ready' /tmp/g.log; do

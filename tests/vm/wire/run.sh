@@ -1,13 +1,16 @@
 #!/bin/sh
-# Payload for tests/vm/boot61.sh: the kernel engine on Debian 12's 6.1 kernel.
-# The BPF objects must pass the 6.1 verifier, and the wire must be byte-exact
-# over IPv4 and IPv6, both dialects, two instances in two namespaces at once.
-# /payload holds mailless and wirecheck (copied by t_kernel61.sh).
+# Payload for tests/vm/boot.sh: the kernel engine on a Debian kernel (6.1, 6.12).
+# The BPF objects must pass that kernel's verifier, and the wire must be
+# byte-exact over IPv4 and IPv6, both dialects, two instances in two
+# namespaces at once. /payload holds mailless, wirecheck and vm.conf
+# (EXPECT_KERNEL=6.1: the kernel version the test expects), copied there by
+# tests/vm/vmtest.sh.
 set -u
 fail=0
-say() { echo "wire61: $*"; }
+say() { echo "wire: $*"; }
 
-case $(uname -r) in 6.1.*) ;; *) say "not a 6.1 kernel: $(uname -r)"; exit 1;; esac
+. /payload/vm.conf
+case $(uname -r) in "$EXPECT_KERNEL".*) ;; *) say "not a $EXPECT_KERNEL kernel: $(uname -r)"; exit 1;; esac
 
 mkdir -p /run/netns
 setup() {	# NS CLIENT_NS

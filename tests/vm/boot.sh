@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Boot Debian 12's own 6.1 kernel under qemu TCG with a small initramfs and run a payload.
+# Boot a Debian suite's own kernel under qemu TCG with a small initramfs and run a payload.
 #
-# Usage: tests/vm/boot61.sh PAYLOAD_DIR [TIMEOUT_SECS]
+# Usage: tests/vm/boot.sh [--suite SUITE] PAYLOAD_DIR [TIMEOUT_SECS]
+#
+#   SUITE                     Debian suite whose kernel to boot (default $VM_SUITE, else
+#                             bookworm): bullseye (11, 5.10), bookworm (12, 6.1), trixie
+#                             (13, 6.12); the kernel is what the suite's linux-image-amd64
+#                             depends on, from SUITE, SUITE-updates and SUITE-security
 #
 #   PAYLOAD_DIR/run.sh        required; run as `sh /payload/run.sh` (cwd /payload) in the VM
 #   PAYLOAD_DIR/.hostbins     optional; host binaries (absolute paths, one per line) to copy,
@@ -10,20 +15,35 @@
 #                             in addition to veth; dependencies are resolved automatically
 #
 # Environment:
-#   VM_CACHE     cache dir (default .output/vm, relative to the repo top)
-#   VM_KERNEL_PKG  force a kernel package name instead of the newest linux-image-6.1.0-*-amd64
-#   VM_CPU       qemu -cpu model (default max)
+#   VM_SUITE       the suite when --suite is not given (default bookworm)
+#   VM_CACHE       cache base dir (default /var/cache/mailless/vm as root, else
+#                  ${XDG_CACHE_HOME:-~/.cache}/mailless/vm; relative: to the repo top);
+#                  each suite has its own $VM_CACHE/SUITE (kernel, apt lists, console log)
+#   VM_KERNEL_PKG  force a kernel package name instead of linux-image-amd64's dependency
+#   VM_REFRESH=1   update the suite's apt lists and download its kernel again if
+#                  linux-image-amd64 now points to another package
+#   VM_CPU         qemu -cpu model (default max)
 #
 # Exit: 0 iff the VM printed "VM-RESULT: PASS"; 2 if the kernel, qemu or busybox is missing;
-# 1 otherwise. The console is streamed to stdout and saved to $VM_CACHE/last-console.log.
+# 1 otherwise. The console is streamed to stdout and saved to $VM_CACHE/SUITE/console.log.
 set -euo pipefail
 
-prog=boot61
+prog=boot
 say() { printf '%s: %s\n' "$prog" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 missing() { say "missing prerequisite: $*"; exit 2; }
 
-[ $# -ge 1 ] && [ $# -le 2 ] || { echo "usage: $0 PAYLOAD_DIR [TIMEOUT_SECS]" >&2; exit 1; }
+usage() { echo "usage: $0 [--suite SUITE] PAYLOAD_DIR [TIMEOUT_SECS]" >&2; exit 1; }
+suite=${VM_SUITE:-bookworm}
+case ${1:-} in
+    --suite) [ $# -ge 2 ] || usage; suite=$2; shift 2;;
+    --suite=*) suite=${1#--suite=}; shift;;
+    -h|--help) usage;;
+esac
+[ $# -ge 1 ] && [ $# -le 2 ] || usage
+case $suite in
+    ''|*[!a-z]*) die "SUITE must be a Debian suite name such as bookworm: $suite";;
+esac
 payload=$1
 timeout_s=${2:-300}
 case $timeout_s in ''|*[!0-9]*) die "TIMEOUT_SECS must be a positive integer: $timeout_s";; esac
@@ -34,12 +54,21 @@ payload=$(cd "$payload" && pwd)
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(git -C "$here" rev-parse --show-toplevel 2>/dev/null || (cd "$here/../.." && pwd))
-cache=${VM_CACHE:-.output/vm}
-case $cache in /*) ;; *) cache=$top/$cache;; esac
-mkdir -p "$cache"
+# Outside the clone by default, so that a fresh clone (or `make clean`) on a warm machine
+# does not download ~60-110 MB again; one directory per suite.
+if [ -n "${VM_CACHE:-}" ]; then
+    base=$VM_CACHE
+elif [ "$(id -u)" = 0 ]; then
+    base=/var/cache/mailless/vm
+else
+    base=${XDG_CACHE_HOME:-$HOME/.cache}/mailless/vm
+fi
+case $base in /*) ;; *) base=$top/$base;; esac
+cache=$base/$suite
+mkdir -p "$cache" || die "cannot create the cache dir $cache (set VM_CACHE)"
 cache=$(cd "$cache" && pwd)
 kdir=$cache/kernel
-console_log=$cache/last-console.log
+console_log=$cache/console.log
 
 t_start=$(date +%s.%N)
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -58,7 +87,7 @@ for t in cpio gzip timeout ldd dpkg-deb; do
 done
 
 # ---------------------------------------------------------------- kernel cache
-work=$(mktemp -d "${TMPDIR:-/tmp}/boot61.XXXXXX")
+work=$(mktemp -d "${TMPDIR:-/tmp}/boot-$suite.XXXXXX")
 cleanup() {
     # timeout(1) runs qemu in its own process group: stop it explicitly (it forwards TERM)
     local pid
@@ -72,78 +101,102 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# apt with a configuration of its own for Debian 12 (bookworm), whose kernel this is: the
-# host's sources (Debian 13 on a current server) are neither read nor changed. Lists and
-# downloads stay under $cache/apt.
+# apt with a configuration of its own for the suite whose kernel this is: the host's
+# sources (whichever Debian it runs) are neither read nor changed. Lists and downloads
+# stay under $cache/apt, one set per suite.
 apt_dir=$cache/apt
 apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=$apt_dir/parts"
           -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
           -o "Dir::Etc::Preferences=$apt_dir/preferences" -o "Dir::Etc::PreferencesParts=$apt_dir/parts")
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 apt_setup() {
     mkdir -p "$apt_dir/parts" "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
-    local k=/usr/share/keyrings/debian-archive-keyring.gpg
-    cat > "$apt_dir/sources.list" <<EOF
-deb [signed-by=$k] http://deb.debian.org/debian bookworm main
-deb [signed-by=$k] http://deb.debian.org/debian bookworm-updates main
-deb [signed-by=$k] http://deb.debian.org/debian-security bookworm-security main
-EOF
+    {
+        echo "deb [signed-by=$keyring] http://deb.debian.org/debian $suite main"
+        case $suite in
+            sid|unstable|experimental) ;;
+            *)  # bullseye and later name the security suite SUITE-security
+                echo "deb [signed-by=$keyring] http://deb.debian.org/debian $suite-updates main"
+                echo "deb [signed-by=$keyring] http://deb.debian.org/debian-security $suite-security main";;
+        esac
+    } > "$apt_dir/sources.list"
     : > "$apt_dir/preferences"
     if [ "$(id -u)" = 0 ] && id _apt >/dev/null 2>&1; then
         chown -R _apt "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" 2>/dev/null || true
     fi
 }
+apt_update() {
+    say "updating the $suite lists under $apt_dir"
+    apt-get "${apt_opts[@]}" update -qq >&2 || true   # e.g. a suite without -updates
+}
 
-# Newest ABI of linux-image-6.1.0-N-amd64; prints candidate package names, signed name first.
+# The concrete image package the suite's linux-image-amd64 depends on (6.1.0-57-amd64 in
+# bookworm, 6.12.118+deb13-amd64 in trixie, 5.10.0-46-amd64 in bullseye), signed name
+# first, then its -unsigned twin as the fallback. Empty if the lists lack the metapackage.
 kernel_candidates() {
-    local names abi
-    names=$(apt-cache "${apt_opts[@]}" search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64(-unsigned)?$' 2>/dev/null |
-            awk '{print $1}' | grep -E '^linux-image-6\.1\.0-[0-9]+-amd64(-unsigned)?$' || true)
-    [ -n "$names" ] || return 0
-    abi=$(printf '%s\n' "$names" | sed -E 's/^linux-image-6\.1\.0-([0-9]+)-.*/\1/' | sort -n | tail -1)
-    printf '%s\n' "$names" | grep -E "^linux-image-6\.1\.0-$abi-amd64$" || true
-    printf '%s\n' "$names" | grep -E "^linux-image-6\.1\.0-$abi-amd64-unsigned$" || true
+    local dep
+    dep=$(apt-cache "${apt_opts[@]}" depends linux-image-amd64 2>/dev/null |
+          sed -nE 's/^ *Depends: (linux-image-[^ <>]+)$/\1/p' | head -1)
+    [ -n "$dep" ] || return 0
+    echo "$dep"
+    case $dep in *-unsigned) ;; *) echo "$dep-unsigned";; esac
+}
+
+# Module dir of release $2 in the extracted package $1: /lib/modules up to bookworm,
+# /usr/lib/modules from trixie on (usr-merged packages).
+mod_dir() {
+    if [ -d "$1/usr/lib/modules/$2" ]; then echo "$1/usr/lib/modules/$2"; else echo "$1/lib/modules/$2"; fi
 }
 
 # Download + extract the kernel package into $kdir (vmlinuz, release, module metadata).
 fetch_kernel() {
     command -v apt-get >/dev/null && command -v apt-cache >/dev/null ||
         missing "no cached kernel in $kdir and no apt-get to download one"
-    [ -r /usr/share/keyrings/debian-archive-keyring.gpg ] ||
-        missing "no Debian archive keyring to check the bookworm lists with (apt-get install -y debian-archive-keyring)"
-    local cands pkg deb dl tree
+    [ -r "$keyring" ] ||
+        missing "no Debian archive keyring to check the $suite lists with (apt-get install -y debian-archive-keyring)"
+    local cands pkg deb="" dl tree try
     apt_setup
-    if [ -n "${VM_KERNEL_PKG:-}" ]; then
-        cands=$VM_KERNEL_PKG
-    else
-        cands=$(kernel_candidates)
-        if [ -z "$cands" ]; then
-            say "no linux-image-6.1.0-*-amd64 in the bookworm lists under $apt_dir; updating them"
-            apt-get "${apt_opts[@]}" update -qq >&2 || true
-            cands=$(kernel_candidates)
-        fi
-    fi
-    [ -n "$cands" ] || missing "no linux-image-6.1.0-*-amd64 package in Debian 12 (bookworm) from deb.debian.org"
     dl=$work/dl
     mkdir -p "$dl"
     # apt drops privileges to _apt for downloads; let it write here to avoid a warning
     if [ "$(id -u)" = 0 ] && id _apt >/dev/null 2>&1; then
         chmod 755 "$work"; chown _apt "$dl" 2>/dev/null || true
     fi
-    for pkg in $cands; do
-        say "downloading kernel package $pkg"
-        rm -f "$dl"/*.deb
-        if ! (cd "$dl" && apt-get "${apt_opts[@]}" download -q "$pkg" >&2); then
-            say "apt-get download $pkg failed"; continue
+    # Lists are updated when they lack the metapackage, on VM_REFRESH=1, and once more if
+    # the download fails (the security archive drops superseded versions).
+    [ "${VM_REFRESH:-0}" = 1 ] && apt_update
+    for try in 1 2; do
+        if [ -n "${VM_KERNEL_PKG:-}" ]; then
+            cands=$VM_KERNEL_PKG
+        else
+            cands=$(kernel_candidates)
+            if [ -z "$cands" ] && [ "$try" = 1 ]; then
+                apt_update; cands=$(kernel_candidates)
+            fi
         fi
-        deb=$(ls "$dl"/*.deb 2>/dev/null | head -1)
-        [ -n "$deb" ] || continue
-        if dpkg-deb -c "$deb" | grep -E '\./boot/vmlinuz-' > /dev/null; then   # no -q: SIGPIPE + pipefail
-            break
+        [ -n "$cands" ] || missing "no linux-image-amd64 in Debian $suite from deb.debian.org (is $suite a suite there?)"
+        if [ -s "$kdir/vmlinuz" ] && [ "$(cat "$kdir/package" 2>/dev/null)" = "$(echo "$cands" | head -1)" ]; then
+            say "cached kernel $(cat "$kdir/package") $(cat "$kdir/version") is still $suite's newest"
+            return 0
         fi
-        say "$pkg has no /boot/vmlinuz-*; trying the next candidate"
-        deb=""
+        for pkg in $cands; do
+            say "downloading kernel package $pkg ($suite)"
+            rm -f "$dl"/*.deb
+            if ! (cd "$dl" && apt-get "${apt_opts[@]}" download -q "$pkg" >&2); then
+                say "apt-get download $pkg failed"; continue
+            fi
+            deb=$(ls "$dl"/*.deb 2>/dev/null | head -1)
+            [ -n "$deb" ] || continue
+            if dpkg-deb -c "$deb" | grep -E '\./boot/vmlinuz-' > /dev/null; then   # no -q: SIGPIPE + pipefail
+                break
+            fi
+            say "$pkg has no /boot/vmlinuz-*; trying the next candidate"
+            deb=""
+        done
+        [ -n "$deb" ] && break
+        [ "$try" = 1 ] && apt_update
     done
-    [ -n "${deb:-}" ] || missing "could not download a linux-image-6.1.0-*-amd64 package with a vmlinuz"
+    [ -n "$deb" ] || missing "could not download $suite's kernel package ($(echo $cands)) with a vmlinuz"
 
     tree=$work/deb
     dpkg-deb -x "$deb" "$tree"   # extract only; never installed as the host kernel
@@ -153,8 +206,9 @@ fetch_kernel() {
     rel=$(basename "$tree"/boot/vmlinuz-*); rel=${rel#vmlinuz-}
     echo "$rel" > "$new/release"
     echo "$pkg" > "$new/package"
+    echo "$suite" > "$new/suite"
     dpkg-deb -f "$deb" Version > "$new/version"
-    cp "$tree/lib/modules/$rel/modules.builtin" "$new/modules.builtin" 2>/dev/null || : > "$new/modules.builtin"
+    cp "$(mod_dir "$tree" "$rel")/modules.builtin" "$new/modules.builtin" 2>/dev/null || : > "$new/modules.builtin"
     # keep the .deb so extra modules can be extracted later without the network
     rm -f "$cache"/linux-image-*.deb
     mv "$deb" "$cache/"
@@ -164,13 +218,13 @@ fetch_kernel() {
 
 # Extracted module tree of the cached .deb (extracted at most once per run).
 module_tree() {
-    if [ ! -d "$work/deb/lib/modules" ]; then
+    if [ ! -d "$work/deb/boot" ]; then
         local deb
         deb=$(ls "$cache"/linux-image-*.deb 2>/dev/null | head -1)
         [ -n "$deb" ] || die "module not cached and no kernel .deb in $cache (delete $kdir to re-download)"
         dpkg-deb -x "$deb" "$work/deb"
     fi
-    echo "$work/deb/lib/modules/$(cat "$kdir/release")"
+    mod_dir "$work/deb" "$(cat "$kdir/release")"
 }
 
 mod_depends() {  # print the comma-separated depends= of a .ko file
@@ -198,8 +252,10 @@ resolve_module() {
         [ -n "$src" ] || die "kernel module $name not found in $(cat "$kdir/package")"
         case $src in
             *.ko)     cp "$src" "$f.tmp";;
-            *.ko.xz)  xz -dc "$src" > "$f.tmp";;
-            *.ko.zst) zstd -qdc "$src" > "$f.tmp";;
+            *.ko.xz)  command -v xz >/dev/null || missing "xz to unpack $name.ko.xz (apt-get install -y xz-utils)"
+                      xz -dc "$src" > "$f.tmp";;
+            *.ko.zst) command -v zstd >/dev/null || missing "zstd to unpack $name.ko.zst (apt-get install -y zstd)"
+                      zstd -qdc "$src" > "$f.tmp";;
             *.ko.gz)  gzip -dc "$src" > "$f.tmp";;
             *) die "unknown module format: $src";;
         esac
@@ -212,7 +268,10 @@ resolve_module() {
 
 (
     flock 9
-    if [ ! -s "$kdir/vmlinuz" ] || [ ! -s "$kdir/release" ]; then fetch_kernel; fi
+    if [ ! -s "$kdir/vmlinuz" ] || [ ! -s "$kdir/release" ] || [ "${VM_REFRESH:-0}" = 1 ] ||
+       { [ -n "${VM_KERNEL_PKG:-}" ] && [ "$VM_KERNEL_PKG" != "$(cat "$kdir/package" 2>/dev/null)" ]; }; then
+        fetch_kernel
+    fi
     : > "$work/modseen"; : > "$work/modorder"
     mods="veth"
     if [ -f "$payload/.modules" ]; then
@@ -222,7 +281,7 @@ resolve_module() {
 ) 9> "$cache/.lock"
 [ -s "$kdir/vmlinuz" ] || missing "kernel not available in $kdir"
 release=$(cat "$kdir/release")
-say "kernel: $(cat "$kdir/package") $(cat "$kdir/version") ($release)"
+say "kernel: $(cat "$kdir/package") $(cat "$kdir/version") ($release) from $suite"
 
 # ---------------------------------------------------------------- initramfs
 root=$work/root
@@ -245,6 +304,9 @@ printf '127.0.0.1 localhost\n::1 localhost\n' > "$root/etc/hosts"
 
 cp -a "$payload/." "$root/payload/"
 echo '# sourced before /payload/run.sh: host binaries that shadow busybox applets' > "$root/etc/hostbins.sh"
+# what was booted, for payloads that check it (sourced before run.sh too)
+printf 'VM_SUITE=%s\nVM_KERNEL_PKG=%s\nVM_KERNEL_VERSION=%s\nVM_KERNEL_RELEASE=%s\n' \
+    "$suite" "$(cat "$kdir/package")" "$(cat "$kdir/version")" "$release" > "$root/etc/vm.env"
 
 # copy_host FILE: put FILE (symlinks dereferenced) at the same absolute path in the VM
 copy_host() {
@@ -313,7 +375,7 @@ mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 mkdir -p /run/netns
-hostname vm61
+hostname vm-$suite
 ip link set lo up
 while read -r m; do
     [ -n "\$m" ] || continue
@@ -321,8 +383,9 @@ while read -r m; do
 done < /modules/load.list
 echo; echo "VM-INIT: up after \$(cut -d' ' -f1 /proc/uptime)s, kernel \$(uname -r)"
 cd /payload
-# = sh /payload/run.sh, with the host-binary functions of /etc/hostbins.sh defined first
-timeout $inner sh -c '. /etc/hostbins.sh; . "\$0"' /payload/run.sh
+# = sh /payload/run.sh, with /etc/vm.env exported and the host-binary functions of
+# /etc/hostbins.sh defined first
+timeout $inner sh -c 'set -a; . /etc/vm.env; set +a; . /etc/hostbins.sh; . "\$0"' /payload/run.sh
 rc=\$?
 cd /
 sync
