@@ -23,6 +23,7 @@
 #   VM_REFRESH=1   update the suite's apt lists and download its kernel again if
 #                  linux-image-amd64 now points to another package
 #   VM_CPU         qemu -cpu model (default max)
+#   VM_APPEND      more kernel command line, e.g. lockdown=confidentiality
 #
 # Exit: 0 iff the VM printed "VM-RESULT: PASS"; 2 if the kernel, qemu or busybox is missing;
 # 1 otherwise. The console is streamed to stdout and saved to $VM_CACHE/SUITE/console.log.
@@ -372,6 +373,7 @@ mount -t bpf bpf /sys/fs/bpf
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 mkdir -p /run/netns
@@ -408,7 +410,7 @@ set +e
     timeout -k 10 "$timeout_s" "$qemu" \
         -accel tcg -cpu "${VM_CPU:-max}" -m 1024 -smp 2 \
         -kernel "$kdir/vmlinuz" -initrd "$initrd" \
-        -append "console=ttyS0 panic=-1 quiet" \
+        -append "console=ttyS0 panic=-1 quiet${VM_APPEND:+ $VM_APPEND}" \
         -nographic -no-reboot -nic none \
         < /dev/null 2>&1 &
     echo $! > "$work/timeout.pid"

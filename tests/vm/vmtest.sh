@@ -14,6 +14,7 @@
 #   vm_wire SUITE VERSION NAME               the kernel engine's wire test (wire/)
 #   vm_guard SUITE VERSION NAME [ENGINE]     the XDP guard's tests (guard/)
 #   vm_fallback SUITE VERSION NAME           a kernel without bpf_loop (fallback/)
+#   vm_lockdown SUITE VERSION NAME           lockdown=confidentiality (lockdown/)
 #   VERSION is the kernel version expected (6.1), NAME the distribution ("Debian 12").
 vm_top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
@@ -111,5 +112,25 @@ vm_fallback() {
 	vm_item exit "--engine auto $on exits 0 on SIGTERM and leaves nothing behind"
 	if [ "$VM_RC" != 0 ] && [ $vm_failed = 0 ]; then
 		echo "not ok - mailless $on: the VM run failed (console: $VM_CONSOLE)"
+	fi
+}
+
+# Kernel lockdown at its strictest: every part serves, or refuses naming the
+# lockdown (and --engine auto then serves with the user engine).
+vm_lockdown() {
+	local on="on $3's $2 kernel with lockdown=confidentiality" line
+	vm_payload lockdown EXPECT_KERNEL="$2" -- "$vm_top"/mailless "$vm_top"/.output/tests/wirecheck
+	VM_APPEND=lockdown=confidentiality vm_boot "$1" 300
+	vm_show '^(lockdown:|VM-|boot:)'
+	if [ "$VM_RC" = 2 ]; then
+		echo "not ok - mailless $on: the VM could not be set up (see above)"
+		return
+	fi
+	if [ "$VM_RC" = 0 ] && printf '%s\n' "$VM_OUT" | grep -q '^lockdown: RESULT'; then
+		printf '%s\n' "$VM_OUT" | sed -n 's/^lockdown: RESULT \(.*\)/\1/p' |
+			while IFS= read -r line; do echo "ok - $line $on"; done
+	else
+		line=$(printf '%s\n' "$VM_OUT" | grep -m1 '^lockdown: FAILED' || true)
+		echo "not ok - mailless $on: ${line:-the VM run failed} (console: $VM_CONSOLE)"
 	fi
 }

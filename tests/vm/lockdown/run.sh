@@ -1,13 +1,15 @@
 #!/bin/sh
-# Payload for tests/t_vm_lockdown.sh: the kernel booted with
+# Payload for tests/t_kernel612_lockdown.sh: the kernel booted with
 # lockdown=confidentiality (what a distribution kernel enforces at its
 # strictest; Secure Boot gives integrity). Each part either serves, or
 # refuses with a message that names the lockdown, and then --engine auto
 # serves with the user engine. Lines "lockdown: RESULT ..." say which.
-# /payload holds mailless and wirecheck.
+# /payload holds mailless, wirecheck and vm.conf (EXPECT_KERNEL).
 set -u
 fail=0
 say() { echo "lockdown: $*"; }
+. /payload/vm.conf
+case $(uname -r) in "$EXPECT_KERNEL".*) ;; *) say "FAILED: not a $EXPECT_KERNEL kernel: $(uname -r)"; exit 1;; esac
 
 # systemd mounts securityfs on a booted host; the VM's /init does not.
 mountpoint -q /sys/kernel/security || mount -t securityfs securityfs /sys/kernel/security
