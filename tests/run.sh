@@ -50,6 +50,10 @@ if [ ! -x "$MAILLESS" ]; then
 	summary
 fi
 
+# Which compilers and libraries the host stage uses (t_toolchain.sh prints its
+# Debian 13 root's the same way).
+bash "$here/toolchain/versions.sh" host "$MAILLESS"
+
 files=()
 for f in "$here"/t_*.sh "$here"/t_*.py; do
 	[ -e "$f" ] || continue
