@@ -104,8 +104,9 @@ sweep() {
 # give them 5 s to clean up, sweep, and stop.
 tpid=""
 prefix=""
+# (Its own prefix or one derived from it, as t_toolchain.sh's MLT_PREFIX-d13.)
 prefixed_pids() {
-	grep -lzx "MLT_PREFIX=$1" /proc/[0-9]*/environ 2>/dev/null |
+	grep -lzxE "MLT_PREFIX=$1(-[^[:space:]]*)?" /proc/[0-9]*/environ 2>/dev/null |
 		sed -n 's|^/proc/\([0-9]*\)/environ$|\1|p'
 }
 on_signal() {

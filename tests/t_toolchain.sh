@@ -22,13 +22,15 @@ spid=""
 
 fail() { echo "not ok - $T: $1: $(printf '%s' "$2" | tr '\n' '|' | cut -c1-1500)"; }
 
-# Interrupted (run.sh's time limit sends SIGTERM): the stage cleans up after
-# itself; give it 20 s, then kill it and remove what its tests left.
+# Interrupted (run.sh's time limit or a signal): the stage cleans up after
+# itself; give it 4.5 s (run.sh waits 5), then kill it and remove what its
+# tests left.
 on_exit() {
 	local _ pid d
+	trap '' INT TERM HUP
 	if [ -n "$spid" ] && kill -0 "$spid" 2>/dev/null; then
 		kill -TERM "$spid" 2>/dev/null
-		for _ in $(seq 200); do
+		for _ in $(seq 45); do
 			kill -0 "$spid" 2>/dev/null || break
 			sleep 0.1
 		done
@@ -54,23 +56,29 @@ fi
 set -- $pkgs
 root=$(bash "$here/toolchain/root.sh" --path)
 
-# Make sure the root is current, then use it under a shared lock (a rebuild
-# waits for us). Another checkout with another package list could rebuild it
-# between the two steps: check again once locked.
-for try in 1 2 3; do
-	t0=$(date +%s)
-	if ! err=$(bash "$here/toolchain/root.sh" "$@" 2>&1); then
+# Use the root under a shared lock (a rebuild waits for us, parallel runs do
+# not wait for each other); when it is missing or stale, root.sh builds it
+# under an exclusive lock, and we look again.
+if ! mkdir -p "$(dirname "$root")" || ! exec 9>>"$root.lock"; then
+	fail "Debian 13 root" "cannot open $root.lock"
+	exit 1
+fi
+t0=$(date +%s)
+for try in 1 2 3 4; do
+	flock -s -w 1800 9 || { fail "Debian 13 root" "$root.lock: no shared lock in 30 minutes"; exit 1; }
+	bash "$here/toolchain/root.sh" --check "$@" && break
+	flock -u 9
+	if [ "$try" -eq 4 ]; then
+		fail "Debian 13 root" "still not current after three builds (another checkout with another DEPS_TOOLCHAIN?)"
+		exit 1
+	fi
+	if ! err=$(bash "$here/toolchain/root.sh" "$@" 9>&- 2>&1); then
 		fail "Debian 13 root" "$err"
 		exit 1
 	fi
 	printf '%s\n' "$err"
-	echo "# $T: root ready in $(($(date +%s) - t0))s: $root, $(sed -n 's/^built=//p' "$root/etc/mailless-toolchain")"
-	exec 9<"$root.lock"
-	flock -s -w 1800 9 || { fail "Debian 13 root" "$root.lock: no shared lock in 30 minutes"; exit 1; }
-	bash "$here/toolchain/root.sh" --check "$@" && break
-	exec 9<&-
-	[ "$try" -lt 3 ] || { fail "Debian 13 root" "rebuilt by someone else three times in a row"; exit 1; }
 done
+echo "# $T: root ready in $(($(date +%s) - t0))s: $root, built $(sed -n 's/^built=//p' "$root/etc/mailless-toolchain")"
 
 # The stage does not inherit the lock: a process it leaves behind must not
 # keep the root from being rebuilt.

@@ -113,6 +113,7 @@ t0=$(date +%s)
 #   /etc/hosts: t_toolchain.sh binds the host's file onto it (the tests resolve
 #   the host name as the host does); an empty one has to exist to bind onto.
 log=$CACHE/.$SUITE.log
+# shellcheck disable=SC2016 # $1 is the hook's argument, expanded by mmdebstrap's sh
 if ! unshare --mount --propagation private -- \
 	mmdebstrap --mode=root --format=directory --variant=apt --components=main \
 	--include="$(printf '%s\n' "$@" | sort -u | paste -sd,)" \

@@ -56,11 +56,14 @@ sweep() {
 	[ ${#left[@]} -eq 0 ] || note "left behind (removed now): ${left[*]}"
 }
 
+# run.sh allows an interrupted test 5 s before it kills what carries its
+# prefix: the test gets 3 s to tear down its own servers, the sweep the rest.
 cleanup() {
 	local _
+	trap '' INT TERM HUP # a second signal must not cut the cleanup short
 	if [ -n "$tpid" ] && kill -0 "$tpid" 2>/dev/null; then
 		kill -TERM "$tpid" 2>/dev/null # timeout(1) passes it on to the test
-		for _ in $(seq 100); do
+		for _ in $(seq 30); do
 			kill -0 "$tpid" 2>/dev/null || break
 			sleep 0.1
 		done
