@@ -81,13 +81,16 @@ DEPS_RUN  := clang llvm libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev make
 # xz-utils: Debian 13's kernel modules are .ko.xz, unpacked for the VM tests (tests/vm/).
 DEPS_TEST := $(DEPS_RUN) python3 swaks libio-socket-inet6-perl iproute2 util-linux strace \
 	     qemu-system-x86 busybox-static cpio kmod prometheus curl xdp-tools nftables binutils \
-	     libclang-rt-dev xz-utils
+	     libclang-rt-dev xz-utils mmdebstrap debian-archive-keyring
+# tests/t_toolchain.sh builds in a cached Debian 13 root holding these (and the
+# Essential ones): the build's own, and what t_wire.py and t_lifecycle.py call.
+DEPS_TOOLCHAIN := $(DEPS_RUN) python3 iproute2 util-linux strace procps hostname
 # make bench: the plot, and the servers a user would pick instead of mailless.
 DEPS_BENCH := $(DEPS_RUN) python3 gnuplot-nox postfix ucspi-tcp
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all clean help deps deps-test deps-bench run test unit bench soak
+.PHONY: all clean help deps deps-test deps-bench run test unit bench soak toolchain-deps
 
 ifeq ($(SAN),1)
 all: $(BIN)
@@ -111,6 +114,8 @@ help:
 	@echo "                sessions per engine, then leaks and shutdown checked"
 	@echo "                (docs/reliability.md, root); SOAK_SESSIONS=N to change"
 	@echo "make tools/loadgen  build the load generator (tools/README.md)"
+	@echo "make toolchain-deps  the Debian 13 root's packages (tests/t_toolchain.sh,"
+	@echo "                tests/toolchain/root.sh --rebuild rebuilds the root)"
 	@echo "make clean      remove $(OUT)/, ./mailless and ./mailless-san"
 	@echo "CFLAGS= CPPFLAGS= LDFLAGS=  added to the hardened flags (e.g. dpkg-buildflags)"
 	@echo "V=1             show the commands"
@@ -161,6 +166,10 @@ deps-bench:
 bench: deps-bench
 	$(MAKE) mailless tools/loadgen tools/floor
 	python3 tools/bench.py
+
+# The Debian 13 root's package list, for tests/toolchain/root.sh.
+toolchain-deps:
+	@echo $(DEPS_TOOLCHAIN)
 
 run: deps
 	$(MAKE) mailless

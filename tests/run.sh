@@ -50,6 +50,10 @@ if [ ! -x "$MAILLESS" ]; then
 	summary
 fi
 
+# Which compilers and libraries the host stage uses (t_toolchain.sh prints its
+# Debian 13 root's the same way).
+bash "$here/toolchain/versions.sh" host "$MAILLESS"
+
 files=()
 for f in "$here"/t_*.sh "$here"/t_*.py; do
 	[ -e "$f" ] || continue
@@ -100,8 +104,9 @@ sweep() {
 # give them 5 s to clean up, sweep, and stop.
 tpid=""
 prefix=""
+# (Its own prefix or one derived from it, as t_toolchain.sh's MLT_PREFIX-d13.)
 prefixed_pids() {
-	grep -lzx "MLT_PREFIX=$1" /proc/[0-9]*/environ 2>/dev/null |
+	grep -lzxE "MLT_PREFIX=$1(-[^[:space:]]*)?" /proc/[0-9]*/environ 2>/dev/null |
 		sed -n 's|^/proc/\([0-9]*\)/environ$|\1|p'
 }
 on_signal() {
