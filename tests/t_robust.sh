@@ -31,7 +31,7 @@ pid=$!
 ML_PIDS+=("$pid")
 ML_PINS+=("/sys/fs/bpf/$PREFIX-fb")
 for _ in $(seq 50); do grep -q 'mailless: ready' "$log" && break; sleep 0.1; done
-if grep -q 'ready: engine user' "$log" && grep -q 'missing capability CAP_BPF' "$log" &&
+if grep -q 'ready: engine user' "$log" && grep -q 'this process lacks CAP_BPF' "$log" &&
    grep -q 'falling back to the user engine' "$log"; then
 	ok "auto engine without CAP_BPF falls back and says why"
 else
@@ -50,7 +50,7 @@ out=$(in_ns "$SRV_NS" timeout 10 setpriv --bounding-set $DROP --inh-caps $DROP \
 	"$MAILLESS" run --engine kernel -l "$SRV4:25" --pin-dir /sys/fs/bpf/$PREFIX-fb2 2>&1 </dev/null)
 rc=$?
 ML_PINS+=("/sys/fs/bpf/$PREFIX-fb2")
-if [ $rc = 1 ] && [[ $out == *"missing capability CAP_BPF"* ]] && [[ $out == *"--engine user"* ]] &&
+if [ $rc = 1 ] && [[ $out == *"this process lacks CAP_BPF"* ]] && [[ $out == *"--engine user"* ]] &&
    [[ $out != *ready* ]]; then
 	ok "--engine kernel without CAP_BPF refuses with the reason"
 else
