@@ -310,8 +310,23 @@ def sigterm(env, engine):
                 cg, attached, ids["ml_sockops"])
         assert pins(srv.pin_dir), "nothing pinned under %s while running" % srv.pin_dir
 
+    def status_user():
+        """A user-engine instance is one (it said "engine kernel" and listed
+        ml_sockops etc. as "NOT attached", which looks like a broken kernel
+        engine to whoever reads it)."""
+        rc, st, p = status_json(srv.pin_dir)
+        assert rc == 0, "exit status %d: %s" % (rc, p.stderr.strip())
+        assert st.get("running") is True and st.get("pid") == srv.pid, "status: %r" % st
+        assert st.get("engine") == "user", "engine %r" % st.get("engine")
+        assert st.get("programs") == [] and st.get("attachments") == {}, \
+            "programs %r, attachments %r" % (st.get("programs"), st.get("attachments"))
+        txt = sh(MAILLESS, "status", "--pin-dir", srv.pin_dir, check=False, timeout=20).stdout
+        assert "engine user" in txt and "NOT attached" not in txt, "status: %s" % txt
+
     if engine == "kernel":
         t.run("%s: status -j while running matches bpftool" % name, status)
+    else:
+        t.run("%s: status names the user engine, no programs" % name, status_user)
 
     sessions = []
 

@@ -66,8 +66,9 @@ int ml_kernel_status(const char *dir, int json)
 	struct ml_info inf = {};
 	__u32 zero = 0, ids[N(progs)] = {};
 	int fds[N(progs)], mfd, ifd, sfd, cgfd, locked, i;
-	int on_cg = -1, on_skb = -1, on_msg = -1;
+	int on_cg = -1, on_skb = -1, on_msg = -1, user;
 	long nsess = -1;
+	char num[24];
 
 	locked = dir_locked(dir);
 	ifd = ml_pinned_fd(dir, "info");
@@ -100,28 +101,46 @@ int ml_kernel_status(const char *dir, int json)
 	if (sfd >= 0)
 		nsess = count_keys(sfd);
 
+	user = inf.engine == ML_INFO_ENGINE_USER;
+	/* The user engine's sessions are not in the map: `mailless stats`
+	 * counts them (mailless_sessions_active). */
+	if (user)
+		snprintf(num, sizeof(num), "null");
+	else
+		snprintf(num, sizeof(num), "%ld", nsess);
 	if (json) {
-		printf("{\"running\":%s,\"pid\":%u,\"engine\":\"kernel\",\"pin_dir\":\"%s\","
+		printf("{\"running\":%s,\"pid\":%u,\"engine\":\"%s\",\"pin_dir\":\"%s\","
 		       "\"hostname\":\"%s\",\"cgroup\":\"%s\",\"cgroup_own\":%s,"
-		       "\"sessions\":%ld,\"programs\":[",
-		       locked == 1 && !kill(inf.pid, 0) ? "true" : "false", inf.pid, dir,
-		       inf.hostname, inf.cgroup, inf.cgroup_own ? "true" : "false", nsess);
-		for (i = 0; i < (int)N(progs); i++)
+		       "\"sessions\":%s,\"programs\":[",
+		       locked == 1 && !kill(inf.pid, 0) ? "true" : "false", inf.pid,
+		       user ? "user" : "kernel", dir, inf.hostname, inf.cgroup,
+		       inf.cgroup_own ? "true" : "false", num);
+		/* The user engine loads no program: empty lists, not zeros. */
+		for (i = 0; !user && i < (int)N(progs); i++)
 			printf("%s{\"name\":\"%s\",\"id\":%u}", i ? "," : "", progs[i], ids[i]);
-		printf("],\"attachments\":{\"cgroup_sock_ops\":%s,\"sockhash_sk_skb_verdict\":%s,"
-		       "\"sockhash_sk_msg_verdict\":%s},\"maps\":[",
-		       on_cg == 1 ? "true" : "false", on_skb == 1 ? "true" : "false",
-		       on_msg == 1 ? "true" : "false");
+		if (user)
+			printf("],\"attachments\":{},\"maps\":[");
+		else
+			printf("],\"attachments\":{\"cgroup_sock_ops\":%s,"
+			       "\"sockhash_sk_skb_verdict\":%s,\"sockhash_sk_msg_verdict\":%s},"
+			       "\"maps\":[", on_cg == 1 ? "true" : "false",
+			       on_skb == 1 ? "true" : "false", on_msg == 1 ? "true" : "false");
 		for (i = 0; i < (int)N(maps); i++)
 			printf("%s\"%s/%s\"", i ? "," : "", dir, maps[i]);
 		printf("]");
 		ml_guard_status(dir, 1);
 		printf("}\n");
 	} else {
-		printf("mailless: %s, pid %u, engine kernel, pin dir %s\n",
+		printf("mailless: %s, pid %u, engine %s, pin dir %s\n",
 		       locked == 1 && !kill(inf.pid, 0) ? "running" : "NOT running (stale pins: "
-		       "mailless unload)", inf.pid, dir);
-		printf("hostname: %s\nsessions: %ld\n", inf.hostname, nsess);
+		       "mailless unload)", inf.pid, user ? "user" : "kernel", dir);
+		printf("hostname: %s\n", inf.hostname);
+		if (user) {
+			printf("programs: none (the user engine answers in the controller; "
+			       "the maps below hold its counters)\n");
+			goto maps;
+		}
+		printf("sessions: %ld\n", nsess);
 		for (i = 0; i < (int)N(progs); i++)
 			printf("program %-10s id %u\n", progs[i], ids[i]);
 		printf("sock_ops on cgroup %s (%s): %s\n", inf.cgroup,
@@ -129,6 +148,7 @@ int ml_kernel_status(const char *dir, int json)
 		       "started there", on_cg == 1 ? "attached" : "NOT attached");
 		printf("sk_skb verdict on sockhash: %s\n", on_skb == 1 ? "attached" : "NOT attached");
 		printf("sk_msg verdict on sockhash: %s\n", on_msg == 1 ? "attached" : "NOT attached");
+maps:
 		printf("maps:");
 		for (i = 0; i < (int)N(maps); i++)
 			printf(" %s/%s", dir, maps[i]);
