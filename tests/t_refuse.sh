@@ -47,7 +47,8 @@ refuse() {
 }
 
 # serves NAME BINARY DROP WANT: --engine auto under the same conditions must
-# print WANT, fall back to the user engine and answer a session.
+# print WANT (as a warning: nothing failed that is not recovered from), fall
+# back to the user engine and answer a session.
 serves() {
 	local name=$1 bin=$2 drop=$3 want=$4 wrap=$ML_TMP/wrap-$RANDOM got saved=$MAILLESS
 	if [ -n "$drop" ]; then
@@ -72,6 +73,8 @@ serves() {
 		fail "$name" "no session: '$got'; log: $(tail -n 5 "$SRV_LOG")"
 	elif ! grep -qF -- "$want" "$SRV_LOG"; then
 		fail "$name" "no '$want' in the log: $(cat "$SRV_LOG")"
+	elif [ -z "${ERROR_OK:-}" ] && grep -q "mailless: Error" "$SRV_LOG"; then
+		fail "$name" "a recovered failure logged as an error: $(grep 'mailless: Error' "$SRV_LOG")"
 	elif ! grep -q "falling back to the user engine" "$SRV_LOG"; then
 		fail "$name" "no fallback line: $(cat "$SRV_LOG")"
 	else
@@ -149,7 +152,8 @@ else
 		ok "$name"
 		note "mailless-reject: $(printf '%s\n' "$OUT" | grep 'verifier rejected' | cut -c1-160)"
 	fi
-	serves "refuse: a verifier rejection with --engine auto serves with the user engine" \
-		"$REJECT" "" "verifier rejected program 'ml_msg'"
+	# A verifier rejection is a bug to report: an error even under auto.
+	ERROR_OK=1 serves "refuse: a verifier rejection with --engine auto serves with the user engine" \
+		"$REJECT" "" "Error: loading the BPF programs: Permission denied: the kernel's verifier rejected program 'ml_msg'"
 fi
 ml_finish

@@ -389,14 +389,20 @@ static void explain(const char *what, int e)
 		    "capabilities (lockdown: %s); a seccomp filter or an LSM (AppArmor, "
 		    "SELinux, a BPF LSM) may forbid bpf(); use --engine user",
 		    what, strerror(e), lock[0] ? lock : "none");
-	else if (rj && (e == EACCES || e == EINVAL || e == E2BIG))
+	else if (rj && (e == EACCES || e == EINVAL || e == E2BIG)) {
+		/* A bug to report, not a host without BPF: an error even
+		 * under --engine auto. */
+		int soft = ml_log_soften;
+
+		ml_log_soften = 0;
 		err("%s: %s: the kernel's verifier rejected program '%s': \"%s\". This "
 		    "kernel has every feature mailless probes for, so it is a bug in "
 		    "mailless or a verifier it was not tested with (tested: 6.1, 6.12, "
 		    "6.18); please report it with the output of `mailless -v run`. "
 		    "The user engine runs here (--engine user)", what, strerror(e),
 		    rj->prog, rj->line[0] ? rj->line : "(no log)");
-	else
+		ml_log_soften = soft;
+	} else
 		err("%s: %s", what, strerror(e));
 }
 

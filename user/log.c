@@ -9,6 +9,7 @@
 #include "log.h"
 
 int ml_log_level = ML_INFO;
+int ml_log_soften;
 static int libbpf_quiet;
 
 static const char *const prefix[] = {
@@ -22,6 +23,8 @@ void ml_log(enum ml_level lvl, const char *fmt, ...)
 {
 	va_list ap;
 
+	if (ml_log_soften && lvl == ML_ERROR)
+		lvl = ML_WARN;
 	if ((int)lvl > ml_log_level)
 		return;
 	fprintf(stderr, "mailless: %s", prefix[lvl]);

@@ -5,6 +5,9 @@
 enum ml_level { ML_ERROR, ML_WARN, ML_INFO, ML_DEBUG };
 
 extern int ml_log_level;
+/* Non-zero: errors are logged as warnings (a failure that will be recovered
+ * from, such as the kernel engine's under --engine auto). */
+extern int ml_log_soften;
 
 void ml_log(enum ml_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -627,7 +627,13 @@ int ml_serve(struct ml_opts *o, const struct ml_cli_set *cli, int ncli)
 		srv->lfd[srv->nlfd++] = fd;
 	}
 	if (srv->opts.engine != ML_ENGINE_USER) {
-		int e = ml_kernel_init(srv);
+		int e;
+
+		/* With --engine auto a kernel engine that cannot start is not
+		 * an error of this run: its reasons are logged as warnings. */
+		ml_log_soften = srv->opts.engine == ML_ENGINE_AUTO;
+		e = ml_kernel_init(srv);
+		ml_log_soften = 0;
 
 		if (e) {
 			if (srv->opts.engine == ML_ENGINE_KERNEL) {
