@@ -352,9 +352,9 @@ static int check_kernel(void)
 		if (r == 0) {
 			if (!need)
 				need = features[i].since;
-			n += snprintf(miss + n, n < sizeof(miss) ? sizeof(miss) - n : 0,
-				      "%s%s (Linux %s)", n ? ", " : "", features[i].what,
-				      features[i].since);
+			if (n < sizeof(miss))
+				n += snprintf(miss + n, sizeof(miss) - n, "%s%s (Linux %s)",
+					      n ? ", " : "", features[i].what, features[i].since);
 		}
 	}
 	if (!need)
