@@ -92,10 +92,11 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 
 	if (level == LIBBPF_WARN) {
 		va_copy(aq, ap);
-		if (vasprintf(&msg, fmt, aq) >= 0)
+		if (vasprintf(&msg, fmt, aq) >= 0) {	/* else msg is undefined */
 			note_reject(msg);
+			free(msg);
+		}
 		va_end(aq);
-		free(msg);
 	}
 	if (libbpf_quiet)
 		return 0;
