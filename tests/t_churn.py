@@ -89,16 +89,20 @@ def churn(env, engine):
     assert s.read_line() == r.greeting("rcpt"), "no greeting after the churn"
     s.cmd(b"QUIT\r\n", r.quit)
     s.expect_eof()
+    # Counters reach the pinned map every 100 ms: wait for both to settle.
     deadline = time.monotonic() + 5
     while True:
         st = counters(srv.pin_dir)
-        if st.get("active", -1) == 0 or time.monotonic() > deadline:
+        quits = st.get("close_quit", 0) + st.get("close_client", 0)
+        if (st.get("active", -1) == 0 and quits >= N) or time.monotonic() > deadline:
             break
         time.sleep(0.1)
     assert st.get("active") == 0, "active sessions after the churn: %s" % st.get("active")
-    quits = st.get("close_quit", 0) + st.get("close_client", 0)
-    assert quits >= N, "closed quit+client_closed %d, expected >= %d (close reasons: %s)" % (
-        quits, N, {k: v for k, v in st.items() if k.startswith("close_") and v})
+    assert quits >= N, ("closed quit+client_closed %d, expected >= %d (close reasons: %s; "
+                        "admitted %s, sessions map %s, events lost %s)" % (
+                            quits, N, {k: v for k, v in st.items()
+                                       if k.startswith("close_") and v},
+                            st.get("admitted"), st.get("sessions_map"), st.get("events_lost")))
     t1 = time.monotonic()
     rc = srv.stop(timeout=5)
     assert rc == 0, "exit status %s after SIGTERM" % rc
