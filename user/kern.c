@@ -297,7 +297,6 @@ void ml_kernel_cgroup_leave(void)
 	cg_own.child[0] = 0;
 }
 
-
 /*
  * What the kernel engine asks of the kernel, with the release that first
  * had it: the probes load a trivial program or create a small map, so a
