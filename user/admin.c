@@ -61,6 +61,22 @@ static long count_keys(int fd)
 	return n;
 }
 
+/* The text status lines of a kernel-engine instance's programs. */
+static void print_kernel_attachments(const struct ml_info *inf, const __u32 *ids, long nsess,
+				     int on_cg, int on_skb, int on_msg)
+{
+	int i;
+
+	printf("sessions: %ld\n", nsess);
+	for (i = 0; i < (int)N(progs); i++)
+		printf("program %-10s id %u\n", progs[i], ids[i]);
+	printf("sock_ops on cgroup %s (%s): %s\n", inf->cgroup,
+	       inf->cgroup_own ? "mailless's own" : "shared with every process "
+	       "started there", on_cg == 1 ? "attached" : "NOT attached");
+	printf("sk_skb verdict on sockhash: %s\n", on_skb == 1 ? "attached" : "NOT attached");
+	printf("sk_msg verdict on sockhash: %s\n", on_msg == 1 ? "attached" : "NOT attached");
+}
+
 int ml_kernel_status(const char *dir, int json)
 {
 	struct ml_info inf = {};
@@ -135,20 +151,11 @@ int ml_kernel_status(const char *dir, int json)
 		       locked == 1 && !kill(inf.pid, 0) ? "running" : "NOT running (stale pins: "
 		       "mailless unload)", inf.pid, user ? "user" : "kernel", dir);
 		printf("hostname: %s\n", inf.hostname);
-		if (user) {
+		if (user)
 			printf("programs: none (the user engine answers in the controller; "
 			       "the maps below hold its counters)\n");
-			goto maps;
-		}
-		printf("sessions: %ld\n", nsess);
-		for (i = 0; i < (int)N(progs); i++)
-			printf("program %-10s id %u\n", progs[i], ids[i]);
-		printf("sock_ops on cgroup %s (%s): %s\n", inf.cgroup,
-		       inf.cgroup_own ? "mailless's own" : "shared with every process "
-		       "started there", on_cg == 1 ? "attached" : "NOT attached");
-		printf("sk_skb verdict on sockhash: %s\n", on_skb == 1 ? "attached" : "NOT attached");
-		printf("sk_msg verdict on sockhash: %s\n", on_msg == 1 ? "attached" : "NOT attached");
-maps:
+		else
+			print_kernel_attachments(&inf, ids, nsess, on_cg, on_skb, on_msg);
 		printf("maps:");
 		for (i = 0; i < (int)N(maps); i++)
 			printf(" %s/%s", dir, maps[i]);
