@@ -78,7 +78,7 @@ for try in 1 2 3 4; do
 	fi
 	printf '%s\n' "$err"
 done
-echo "# $T: root ready in $(($(date +%s) - t0))s: $root, built $(sed -n 's/^built=//p' "$root/etc/mailless-toolchain")"
+echo "# $T: root ready in $(($(date +%s) - t0))s: $root, built $(sed -n 's/^built=//p' "$root/etc/mailless-root")"
 
 # The stage does not inherit the lock: a process it leaves behind must not
 # keep the root from being rebuilt.
