@@ -79,9 +79,11 @@ SKELS     := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
 DEPS_RUN  := clang llvm libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev make gcc pkg-config
 # swaks needs IO::Socket::INET6 for IPv6 on Debian 12 (13's swaks does without).
 # xz-utils: Debian 13's kernel modules are .ko.xz, unpacked for the VM tests (tests/vm/).
+# libsisimai-perl, dnsmasq-base: the interop tests' bounce classifier and DNS
+# (tests/interop/; the MTAs themselves live in roots of their own, never on the host).
 DEPS_TEST := $(DEPS_RUN) python3 swaks libio-socket-inet6-perl iproute2 util-linux strace \
 	     qemu-system-x86 busybox-static cpio kmod prometheus curl xdp-tools nftables binutils \
-	     libclang-rt-dev xz-utils mmdebstrap debian-archive-keyring
+	     libclang-rt-dev xz-utils mmdebstrap debian-archive-keyring libsisimai-perl dnsmasq-base
 # tests/t_toolchain.sh builds in a cached Debian 13 root holding these (and the
 # Essential ones): the build's own, and what t_wire.py and t_lifecycle.py call.
 DEPS_TOOLCHAIN := $(DEPS_RUN) python3 iproute2 util-linux strace procps hostname
@@ -90,7 +92,7 @@ DEPS_BENCH := $(DEPS_RUN) python3 gnuplot-nox postfix ucspi-tcp
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all clean help deps deps-test deps-bench run test unit bench soak toolchain-deps
+.PHONY: all clean help deps deps-test deps-bench run test unit bench soak interop toolchain-deps
 
 ifeq ($(SAN),1)
 all: $(BIN)
@@ -113,6 +115,9 @@ help:
 	@echo "make soak       install missing Debian packages, build, 1,000,000 mixed"
 	@echo "                sessions per engine, then leaks and shutdown checked"
 	@echo "                (docs/reliability.md, root); SOAK_SESSIONS=N to change"
+	@echo "make interop    install missing Debian packages, build, send one message from"
+	@echo "                each of Debian's MTAs to mailless in each dialect and engine, and"
+	@echo "                write docs/interop.md and the README's dialect table (root)"
 	@echo "make tools/loadgen  build the load generator (tools/README.md)"
 	@echo "make toolchain-deps  the Debian 13 root's packages (tests/t_toolchain.sh,"
 	@echo "                tests/toolchain/root.sh --rebuild rebuilds the root)"
@@ -184,6 +189,10 @@ test: deps-test
 soak: deps-test
 	$(MAKE) mailless tools/loadgen
 	python3 tests/soak.py
+
+interop: deps-test
+	$(MAKE) mailless
+	bash tests/interop/matrix.sh
 
 unit: $(OUT)/tests/unit_proto $(OUT)/tests/unit_srctab
 	$(OUT)/tests/unit_proto

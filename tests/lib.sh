@@ -3,8 +3,9 @@
 # ml_init NAME. Mirrors tests/mltest.py (the Python tests' helpers).
 #
 #   ok NAME / fail NAME WHY / skip NAME REASON    TAP-ish result lines
-#   ml_pair TAG X      server ns $PREFIX-${TAG}s, client ns $PREFIX-${TAG}c,
-#                      veth, 10.231.X.1/.2 and fd00:231:X::1/::2; sets
+#   ml_pair TAG X [NET4 NET6]  server ns $PREFIX-${TAG}s, client ns
+#                      $PREFIX-${TAG}c, veth, NET4.1/.2 (default 10.231.X)
+#                      and NET6::1/::2 (default fd00:231:X); sets
 #                      SRV_NS CLI_NS SRV4 CLI4 SRV6 CLI6
 #   ml_start VAR NS PINDIR ARGS...   start `mailless run --pin-dir PINDIR ARGS`
 #                      in NS, wait for "mailless: ready"; VAR gets the PID,
@@ -78,13 +79,13 @@ ml_cleanup() {
 }
 
 ml_pair() {
-	local tag=$1 x=$2
+	local tag=$1 x=$2 net4=${3:-10.231.$2} net6=${4:-$(printf 'fd00:231:%x' "$2")}
 	SRV_NS=$PREFIX-${tag}s
 	CLI_NS=$PREFIX-${tag}c
-	SRV4=10.231.$x.1
-	CLI4=10.231.$x.2
-	SRV6=$(printf 'fd00:231:%x::1' "$x")
-	CLI6=$(printf 'fd00:231:%x::2' "$x")
+	SRV4=$net4.1
+	CLI4=$net4.2
+	SRV6=$net6::1
+	CLI6=$net6::2
 	ip netns add "$SRV_NS" || return 1
 	ML_NS+=("$SRV_NS")
 	ip netns add "$CLI_NS" || return 1
