@@ -50,6 +50,7 @@ void ml_render(struct ml_config *cfg, const struct ml_opts *o)
 	/* "%s" is the hostname: the first word after the code, always. */
 	static const char *const fmt[ML_OP__MAX] = {
 		[ML_OP_HELO]	 = "250 %s\r\n",
+		[ML_OP_EHLO]	 = "250 %s\r\n",
 		[ML_OP_OK]	 = "250 %s OK\r\n",
 		[ML_OP_REJECT]	 = "521 %s does not accept mail\r\n",
 		[ML_OP_NORCPT]	 = "554 %s no valid recipients\r\n",
