@@ -10,7 +10,7 @@
 #include <linux/types.h>
 
 #define ML_HOST_MAX	256	/* hostname buffer, NUL included (RFC 1035: 253) */
-#define ML_REPLY_MAX	320	/* one rendered reply line, CRLF included */
+#define ML_REPLY_MAX	320	/* one rendered reply, CRLFs included (EHLO: 2 lines) */
 
 enum ml_dialect {
 	ML_DIALECT_RCPT = 0,	/* 220 greeting, 521 at RCPT (default) */
@@ -32,13 +32,13 @@ enum ml_dialect {
  * sends itself ('2', '4' or '5' first). The controller's own opcodes after
  * ML_OP_KERNEL_MAX only index the reply table.
  *
- * The texts are rendered by ml_render() (user/server.c).
+ * The texts are in ml_render() (user/server.c), one table for both dialects.
  */
 enum ml_op {
 	ML_OP_END = 0,		/* end of the opcode list; the rest is padding */
 	ML_OP_GREET,		/* 220 (rcpt) or 521 (rfc7504) greeting */
 	ML_OP_HELO,		/* 250 <host> */
-	ML_OP_EHLO,		/* 250 <host>, to EHLO (rcpt only) */
+	ML_OP_EHLO,		/* 250-<host>, 250 ENHANCEDSTATUSCODES (rcpt only) */
 	ML_OP_OK,		/* 250 */
 	ML_OP_REJECT,		/* 521 <host> does not accept mail */
 	ML_OP_NORCPT,		/* 554 no valid recipients (DATA) */
