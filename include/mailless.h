@@ -10,7 +10,7 @@
 #include <linux/types.h>
 
 #define ML_HOST_MAX	256	/* hostname buffer, NUL included (RFC 1035: 253) */
-#define ML_REPLY_MAX	320	/* one rendered reply line, CRLF included */
+#define ML_REPLY_MAX	320	/* one rendered reply, CRLFs included (EHLO: 2 lines) */
 
 enum ml_dialect {
 	ML_DIALECT_RCPT = 0,	/* 220 greeting, 521 at RCPT (default) */
@@ -25,15 +25,20 @@ enum ml_dialect {
  *
  * An opcode octet is op | ML_OP_GREET_FLAG (first opcode only: send the
  * greeting in front) | ML_OP_SLOT_FLAG (the config slot the verdict budgeted
- * the reply lengths with, so that sk_msg expands with the same one). Its
- * values are 0x01-0x2f and 0x41-0x6f: never an ASCII digit, which is how
- * sk_msg tells them from a reply line the controller sends itself ('2', '4'
- * or '5' first).
+ * the reply lengths with, so that sk_msg expands with the same one). Only
+ * the opcodes up to ML_OP_KERNEL_MAX are ever written as octets, so their
+ * values are 0x01-0x0f, 0x21-0x2f, 0x41-0x4f and 0x61-0x6f: never an ASCII
+ * digit, which is how sk_msg tells them from a reply line the controller
+ * sends itself ('2', '4' or '5' first). The controller's own opcodes after
+ * ML_OP_KERNEL_MAX only index the reply table.
+ *
+ * The texts are in ml_render() (user/server.c), one table for both dialects.
  */
 enum ml_op {
 	ML_OP_END = 0,		/* end of the opcode list; the rest is padding */
 	ML_OP_GREET,		/* 220 (rcpt) or 521 (rfc7504) greeting */
 	ML_OP_HELO,		/* 250 <host> */
+	ML_OP_EHLO,		/* 250-<host>, 250 ENHANCEDSTATUSCODES (rcpt only) */
 	ML_OP_OK,		/* 250 */
 	ML_OP_REJECT,		/* 521 <host> does not accept mail */
 	ML_OP_NORCPT,		/* 554 no valid recipients (DATA) */
@@ -55,6 +60,10 @@ enum ml_op {
 #define ML_OP_GREET_FLAG 0x20
 #define ML_OP_SLOT_FLAG	 0x40
 #define ML_OP_MASK	 0x1f
+
+/* With its flags, an opcode the verdict writes is never '0'-'9'. */
+_Static_assert(ML_OP_KERNEL_MAX < 0x10, "opcode octets would collide with reply text");
+_Static_assert(ML_OP__MAX - 1 <= ML_OP_MASK, "opcodes must fit ML_OP_MASK");
 
 /*
  * Reply octets a session may have outstanding: produced for it but not yet

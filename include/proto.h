@@ -143,8 +143,8 @@ static inline __u32 ml_reply_op(__u32 dialect, __u32 verb)
 	if (dialect == ML_DIALECT_RFC7504)
 		return ML_OP_REJECT;
 	switch (verb) {
-	case ML_V_HELO:
-	case ML_V_EHLO:		return ML_OP_HELO;
+	case ML_V_HELO:		return ML_OP_HELO;
+	case ML_V_EHLO:		return ML_OP_EHLO;	/* two lines, one reply */
 	case ML_V_MAIL:
 	case ML_V_RSET:
 	case ML_V_NOOP:		return ML_OP_OK;
@@ -216,6 +216,7 @@ static inline __u32 ml_op_code(__u32 dialect, __u32 op)
 	switch (op) {
 	case ML_OP_GREET:	return dialect == ML_DIALECT_RFC7504 ? 521 : 220;
 	case ML_OP_HELO:
+	case ML_OP_EHLO:
 	case ML_OP_OK:		return 250;
 	case ML_OP_REJECT:	return 521;
 	case ML_OP_NORCPT:	return 554;

@@ -17,7 +17,9 @@ mltest.py - shared helpers of the mailless end-to-end tests.
   converse()   raw client: byte scripts with chosen cuts and delays, reads
                until the server closes, returns every byte received.
   Session      stepwise raw client: send, expect exact bytes, expect close.
-  Replies      the exact reply lines of the wire table for one hostname.
+  TEXTS        the wire table: every reply text, per dialect (one line each).
+  Replies      those replies, exact, for one hostname and dialect.
+  split_replies()  whole replies (multi-line ones as one) in received octets.
   model()      a reference model of the dialogue written from the wire table
                (not from include/proto.h), used to predict transcripts.
 
@@ -471,37 +473,104 @@ def _sigterm(signum, frame):
 
 # --------------------------------------------------------------- wire text
 
+# The wire table: every reply mailless sends, per dialect, one text a line
+# ("<host>" is the host name; the CRLF after each line is added, EHLO's
+# inner one is written). rcpt: RFC 3463 enhanced codes after the code in all
+# but the greeting, HELO, EHLO and BUSY. rfc7504 answers every command but
+# QUIT with "reject" and negotiates nothing: None marks what it never sends.
+# The server's copy is ml_render() in user/server.c; tests/c/wirecheck.c
+# (no Python in the VMs) has a third.
+TEXTS = {
+    "rcpt": {
+        "greet":    b"220 <host> ESMTP mailless: this host does not accept mail",
+        "helo":     b"250 <host>",
+        "ehlo":     b"250-<host>\r\n250 ENHANCEDSTATUSCODES",
+        "ok":       b"250 2.0.0 <host> OK",
+        "reject":   b"521 5.3.2 <host> does not accept mail",
+        "norcpt":   b"554 5.3.2 <host> no valid recipients",
+        "quit":     b"221 2.0.0 <host> closing connection",
+        "toolong":  b"500 5.5.2 <host> line too long",
+        "flood":    b"421 4.5.2 <host> no line end in 64 KiB, closing connection",
+        "pipeline": b"421 4.5.0 <host> too many pipelined commands, closing connection",
+        "backlog":  b"421 4.5.0 <host> too many unread replies, closing connection",
+        "error":    b"421 4.3.0 <host> internal error, closing connection",
+        "idle":     b"421 4.4.2 <host> idle timeout, closing connection",
+        "maxtime":  b"421 4.4.2 <host> session time limit, closing connection",
+        "busy":     b"421 <host> too many sessions, try again later",
+        "shutdown": b"421 4.3.2 <host> shutting down, closing connection",
+    },
+    "rfc7504": {
+        "greet":    b"521 <host> does not accept mail",
+        "helo":     None,
+        "ehlo":     None,
+        "ok":       None,
+        "reject":   b"521 <host> does not accept mail",
+        "norcpt":   None,
+        "quit":     b"221 <host> closing connection",
+        "toolong":  b"500 <host> line too long",
+        "flood":    b"421 <host> no line end in 64 KiB, closing connection",
+        "pipeline": b"421 <host> too many pipelined commands, closing connection",
+        "backlog":  b"421 <host> too many unread replies, closing connection",
+        "error":    b"421 <host> internal error, closing connection",
+        "idle":     b"421 <host> idle timeout, closing connection",
+        "maxtime":  b"421 <host> session time limit, closing connection",
+        "busy":     b"421 <host> too many sessions, try again later",
+        "shutdown": b"421 <host> shutting down, closing connection",
+    },
+}
+
+
+def reply_text(dialect, host, kind):
+    """One reply of TEXTS as sent (CRLF included), None if never sent."""
+    text = TEXTS[dialect][kind]
+    return None if text is None else text.replace(b"<host>", host.encode()) + b"\r\n"
+
+
 class Replies:
-    """The exact reply lines for hostname h (see the wire table)."""
+    """The exact replies of the wire table for hostname h in one dialect:
+    R.ok, R.reject, ... (bytes, CRLF included; None where the dialect never
+    sends it), and both dialects' greetings as R.greet_rcpt, R.greet_rfc7504."""
 
-    def __init__(self, h):
-        self.h = h
-        hb = h.encode()
-        L = lambda s: s.replace(b"H", hb, 1) + b"\r\n"
-        self.greet_rcpt = L(b"220 H ESMTP mailless: this host does not accept mail")
-        self.reject = L(b"521 H does not accept mail")
-        self.greet_rfc7504 = self.reject
-        self.helo = L(b"250 H")
-        self.ok = L(b"250 H OK")
-        self.norcpt = L(b"554 H no valid recipients")
-        self.quit = L(b"221 H closing connection")
-        self.toolong = L(b"500 H line too long")
-        self.flood = L(b"421 H no line end in 64 KiB, closing connection")
-        self.pipeline = L(b"421 H too many pipelined commands, closing connection")
-        self.backlog = L(b"421 H too many unread replies, closing connection")
-        self.idle = L(b"421 H idle timeout, closing connection")
-        self.maxtime = L(b"421 H session time limit, closing connection")
-        self.busy = L(b"421 H too many sessions, try again later")
-        self.shutdown = L(b"421 H shutting down, closing connection")
+    def __init__(self, h, dialect="rcpt"):
+        self.h, self.dialect = h, dialect
+        for kind in TEXTS[dialect]:
+            setattr(self, kind, reply_text(dialect, h, kind))
+        self.greet_rcpt = reply_text("rcpt", h, "greet")
+        self.greet_rfc7504 = reply_text("rfc7504", h, "greet")
 
-    def greeting(self, dialect):
-        return self.greet_rfc7504 if dialect == "rfc7504" else self.greet_rcpt
+    def greeting(self, dialect=None):
+        if dialect not in (None, self.dialect):
+            raise ValueError("Replies for %s asked for the %s greeting" % (self.dialect, dialect))
+        return self.greet
+
+    def smtplib(self, kind):
+        """(code, message) as smtplib returns the reply: the lines' texts
+        after their codes, joined by LF."""
+        lines = getattr(self, kind).split(b"\r\n")[:-1]
+        return int(lines[-1][:3]), b"\n".join(l[4:] for l in lines)
+
+
+REPLY_LINE = re.compile(rb"([2-5][0-9][0-9])([ -])[^\r\n]*\r\n")
+
+
+def split_replies(data):
+    """Whole replies in data, multi-line ones as one ("NNN-" lines, then the
+    "NNN " line): returns (list of replies, the octets after the last)."""
+    out, pos, start = [], 0, 0
+    while True:
+        m = REPLY_LINE.match(data, pos)
+        if not m:
+            return out, data[start:]
+        pos = m.end()
+        if m.group(2) == b" ":
+            out.append(data[start:pos])
+            start = pos
 
 
 LINE_MAX = 512
 PENDING_MAX = 65536
 
-VERBS = {b"HELO": "helo", b"EHLO": "helo", b"MAIL": "ok", b"RSET": "ok", b"NOOP": "ok",
+VERBS = {b"HELO": "helo", b"EHLO": "ehlo", b"MAIL": "ok", b"RSET": "ok", b"NOOP": "ok",
          b"RCPT": "reject", b"DATA": "norcpt"}
 
 
@@ -525,8 +594,8 @@ def classify(seg):
 def model(dialect, host, data, greet=True):
     """Expected bytes for client bytes `data` (everything the client sends in
     the session), and whether the server closes: returns (bytes, closes)."""
-    R = Replies(host)
-    out = [R.greeting(dialect)] if greet else []
+    R = Replies(host, dialect)
+    out = [R.greet] if greet else []
     pos = 0
     while True:
         nl = data.find(b"\n", pos)
@@ -848,6 +917,11 @@ def _cli():
     m = sub.add_parser("model", help="print the expected transcript for stdin")
     m.add_argument("dialect")
     m.add_argument("host")
+    r = sub.add_parser("reply", help="print one reply of the wire table (TEXTS), CRLFs "
+                       "included; exit 1 if the dialect never sends it")
+    r.add_argument("dialect", choices=sorted(TEXTS))
+    r.add_argument("host")
+    r.add_argument("kind", choices=sorted(TEXTS["rcpt"]))
     k = sub.add_parser("sessions", help="N concurrent stepwise sessions carrying a marker; "
                        "exit 0 iff every reply was exact")
     k.add_argument("ns")
@@ -879,6 +953,10 @@ def _cli():
     if a.cmd == "model":
         sys.stdout.buffer.write(model(a.dialect, a.host, sys.stdin.buffer.read())[0])
         return 0
+    if a.cmd == "reply":
+        text = reply_text(a.dialect, a.host, a.kind)
+        sys.stdout.buffer.write(text or b"")
+        return 0 if text else 1
     try:
         if a.cmd == "sessions":
             _cli_sessions(a)
@@ -909,7 +987,7 @@ def _cli_sessions(a):
         for step in range(3):
             for i, s in enumerate(sess):
                 m = ("%s-%d-%d" % (a.marker, i, step)).encode()
-                s.cmd(b"EHLO " + m + b"\r\n", R.helo)
+                s.cmd(b"EHLO " + m + b"\r\n", R.ehlo)
                 s.cmd(b"MAIL FROM:<" + m + b"@example.test>\r\n", R.ok)
                 s.cmd(b"RCPT TO:<" + m + b"@example.test>\r\n", R.reject)
                 s.cmd(b"NOOP " + m + b"\r\n", R.ok)

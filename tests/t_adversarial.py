@@ -3,8 +3,9 @@
 # mlt-timeout: 420
 """
 t_adversarial.py - hostile clients end to end, on both engines. Every byte a
-client receives is checked against the reply grammar: lines
-"NNN <host>[ text]\\r\\n" with the configured host, printable ASCII only.
+client receives is checked against the reply grammar: replies
+"NNN[ X.Y.Z] <host>[ text]\\r\\n" with the configured host, printable ASCII
+only, a multi-line one ("NNN-" lines, then "NNN ") counted once.
 
   noread:   4 sessions each write 4 MB of "NOOP\\r\\n" (200 commands a write,
             each once the last is acknowledged, TCP_NODELAY, autocorking off:
@@ -45,7 +46,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mltest import (PREFIX, Env, Replies, Session, StartError, Suite, connect, converse,
-                    engines, model, netns, show, skipped_engines)
+                    engines, model, netns, show, skipped_engines, split_replies)
 from soak import (answering, describe, fd_count, loadgen, proc_status, session_entries,
                   stats, sunreclaim, wait_idle)
 
@@ -59,27 +60,44 @@ H1 = "a"
 H253 = ".".join(["h" * 63, "o" * 63, "s" * 63, "t" * 61])
 assert len(H253) == 253
 
-LINE_RE = re.compile(rb"([2-5][0-9][0-9])([ -])([!-~]+)(?: [ -~]*)?\r\n")
+# A reply's first line: code, an RFC 3463 enhanced code of the same class or
+# none, the host name; its other lines (after "NNN-"): code and text.
+FIRST_RE = re.compile(rb"([2-5])([0-9][0-9])([ -])(?:\1\.[0-9]{1,3}\.[0-9]{1,3} )?([!-~]+)"
+                      rb"(?: [ -~]*)?\r\n")
+NEXT_RE = re.compile(rb"([2-5][0-9][0-9])([ -])[ -~]*\r\n")
 
 
 def grammar(data, hosts):
-    """Check data is whole reply lines naming one of hosts; returns the codes.
-    Raises AssertionError at the first octet that is not."""
+    """Check data is whole replies naming one of hosts; returns their codes,
+    one a reply. Raises AssertionError at the first octet that is not."""
     codes = []
     pos = 0
+    first = None  # the open multi-line reply's code
     while pos < len(data):
-        m = LINE_RE.match(data, pos)
+        m = (FIRST_RE if first is None else NEXT_RE).match(data, pos)
         if not m:
             end = data.find(b"\n", pos)
             raise AssertionError("not a reply line at offset %d of %d: %s"
                                  % (pos, len(data), show(data[pos:pos + 300 if end < 0 else end + 1])))
-        if m.group(3).decode() not in hosts:
-            raise AssertionError("reply line at offset %d names host %s, not %s"
-                                 % (pos, show(m.group(3)[:80]), " or ".join(h[:20] for h in hosts)))
         if len(m.group(0)) > 512:
             raise AssertionError("reply line at offset %d is %d octets" % (pos, len(m.group(0))))
-        codes.append(int(m.group(1)))
+        if first is None:
+            code, more = int(m.group(1) + m.group(2)), m.group(3) == b"-"
+            if m.group(4).decode() not in hosts:
+                raise AssertionError("reply at offset %d names host %s, not %s"
+                                     % (pos, show(m.group(4)[:80]),
+                                        " or ".join(h[:20] for h in hosts)))
+        else:
+            code, more = int(m.group(1)), m.group(2) == b"-"
+            if code != first:
+                raise AssertionError("line at offset %d: code %d inside a %d reply"
+                                     % (pos, code, first))
+        first = code if more else None
+        if not more:
+            codes.append(code)
         pos = m.end()
+    if first is not None:
+        raise AssertionError("the data ends inside a %d reply" % first)
     return codes
 
 
@@ -191,7 +209,7 @@ def noread(env, engine):
         # the last one possibly cut where the reset came, and the server
         # logged the session as ended by its 421.
         checked = 0
-        ok_line = b"250 " + H253.encode() + b" OK\r\n"
+        ok_line = Replies(H253).ok
         for i, r in enumerate(res):
             if not r or r[1] is None:
                 continue
@@ -244,7 +262,7 @@ def write_config(path, pair, engine, host, pin):
 
 
 PIPE = b"EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nNOOP\r\nQUIT\r\n"
-PIPE_KINDS = ("greet_rcpt", "helo", "ok", "reject", "norcpt", "ok", "quit")
+PIPE_KINDS = ("greet", "ehlo", "ok", "reject", "norcpt", "ok", "quit")
 
 
 def sighup(env, engine):
@@ -272,9 +290,8 @@ def sighup(env, engine):
                         count["done"] += 1
                     r = converse(None, pair.v4, 25, [PIPE], timeout=10,
                                  sock=connect(None, pair.v4, timeout=10))
-                    lines = r.data.split(b"\r\n")
-                    got = [l + b"\r\n" for l in lines[:-1]]
-                    ok = r.end == "eof" and lines[-1] == b"" and len(got) == len(exp) and \
+                    got, rest = split_replies(r.data)
+                    ok = r.end == "eof" and rest == b"" and len(got) == len(exp) and \
                         all(g in e for g, e in zip(got, exp))
                     if not ok:
                         with lock:

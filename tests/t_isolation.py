@@ -142,7 +142,7 @@ def own_client(ns, addr, port):
     s = Session(ns, addr, port, timeout=5)
     try:
         s.expect(R.greet_rcpt, what="mailless greeting on %s port %d" % (addr, port))
-        s.cmd(b"EHLO c\r\n", R.helo)
+        s.cmd(b"EHLO c\r\n", R.ehlo)
         s.cmd(b"QUIT\r\n", R.quit)
         s.expect_eof()
     finally:
@@ -241,7 +241,7 @@ def scenario(env, mode, x):
             s = Session(pair.cli, pair.v4, 2529, timeout=5)
             try:
                 s.expect(proxy.banner, what="banner of the proxy")
-                s.cmd(b"EHLO c\r\n", R.helo, what="mailless's answer, as the warning says")
+                s.cmd(b"EHLO c\r\n", R.ehlo, what="mailless's answer, as the warning says")
             finally:
                 s.close()
         after = admitted(srv.pin_dir)

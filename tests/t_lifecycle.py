@@ -62,7 +62,7 @@ def two_instances(env, engine):
             try:
                 a.expect(Ra.greet_rcpt, what="A greeting")
                 b.expect(Rb.greet_rcpt, what="B greeting")
-                for line, kind in ((b"EHLO c\r\n", "helo"), (b"MAIL FROM:<x@y>\r\n", "ok"),
+                for line, kind in ((b"EHLO c\r\n", "ehlo"), (b"MAIL FROM:<x@y>\r\n", "ok"),
                                    (b"RCPT TO:<z@w>\r\n", "reject"), (b"DATA\r\n", "norcpt"),
                                    (b"RSET\r\n", "ok")):
                     a.cmd(line, getattr(Ra, kind), what="A reply to %s" % show(line))
@@ -153,7 +153,7 @@ def sighup(env, engine):
             nonlocal s1, s2
             s1 = Session(pair.cli, pair.v4, timeout=5)
             s1.expect(Ro.greet_rcpt, what="greeting from the config's hostname")
-            s1.cmd(b"EHLO c\r\n", Ro.helo)
+            s1.cmd(b"EHLO c\r\n", Ro.ehlo)
             s2 = Session(pair.cli, pair.v4, timeout=5)
             s2.expect(Ro.greet_rcpt, what="second session greeting")
             s2.send(b"NOOP")  # half a line, in flight across the reload
@@ -190,8 +190,9 @@ def sighup(env, engine):
                 s3.expect(Rn.greet_rcpt, what="greeting before the second reload")
                 srv.signal(signal.SIGHUP)
                 wait_greeting(pair, Rn.greet_rfc7504)
-                s3.cmd(b"EHLO c\r\n", Rn.reject, what="EHLO in rfc7504 dialect after reload")
-                s3.cmd(b"QUIT\r\n", Rn.quit)
+                R7 = Replies(new, "rfc7504")
+                s3.cmd(b"EHLO c\r\n", R7.reject, what="EHLO in rfc7504 dialect after reload")
+                s3.cmd(b"QUIT\r\n", R7.quit)
                 s3.expect_eof()
             finally:
                 s3.close()
@@ -333,7 +334,7 @@ def sigterm(env, engine):
     def shutdown_421():
         a = Session(pair.cli, pair.v4, timeout=10)
         a.expect(R.greet_rcpt, what="greeting")
-        a.cmd(b"EHLO c\r\n", R.helo)
+        a.cmd(b"EHLO c\r\n", R.ehlo)
         b = Session(pair.cli, pair.v6, timeout=10)
         b.expect(R.greet_rcpt, what="greeting")
         b.send(b"MAIL FROM:<a@b>")  # half a line
@@ -452,7 +453,7 @@ def kill9(env):
     def restart():
         srv2 = env.server(pair, engine="kernel", host=host, pin_dir=srv.pin_dir)
         r = converse(pair.cli, pair.v4, 25, [b"EHLO c\r\nQUIT\r\n"], greet_first=True)
-        assert r.data == R.greet_rcpt + R.helo + R.quit, show(r.data)
+        assert r.data == R.greet_rcpt + R.ehlo + R.quit, show(r.data)
         assert srv2.stop() == 0
     t.run("%s: a new instance serves after unload" % name, restart)
 

@@ -65,8 +65,8 @@ class Conn:
 def many_sessions(pair, host, n, timeout=90):
     R = Replies(host)
     pipelined = b"EHLO c.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nQUIT\r\n"
-    steps_pipe = [(pipelined, R.helo + R.ok + R.reject + R.quit)]
-    steps_step = [(b"EHLO c.test\r\n", R.helo), (b"MAIL FROM:<a@b.test>\r\n", R.ok),
+    steps_pipe = [(pipelined, R.ehlo + R.ok + R.reject + R.quit)]
+    steps_step = [(b"EHLO c.test\r\n", R.ehlo), (b"MAIL FROM:<a@b.test>\r\n", R.ok),
                   (b"RCPT TO:<c@d.test>\r\n", R.reject), (b"QUIT\r\n", R.quit)]
     sel = selectors.DefaultSelector()
     conns = []
@@ -212,7 +212,7 @@ def idle_after_pipelined(pair, R):
     s = Session(pair.cli, pair.v6, timeout=10)
     try:
         s.send(b"EHLO c\r\nNOOP\r\n")
-        s.expect(R.greet_rcpt + R.helo + R.ok, what="greeting and replies")
+        s.expect(R.greet_rcpt + R.ehlo + R.ok, what="greeting and replies")
         s.expect(R.idle, timeout=8, what="idle timeout reply")
         s.expect_eof()
     finally:
@@ -289,7 +289,7 @@ def busy(pair, R, srv, limit=5):
                 assert time.monotonic() < deadline, \
                     "new session %d still busy 5 s after two sessions ended" % (k + 1)
                 time.sleep(0.1)
-        held[-1].cmd(b"EHLO c\r\n", R.helo).cmd(b"QUIT\r\n", R.quit).expect_eof()
+        held[-1].cmd(b"EHLO c\r\n", R.ehlo).cmd(b"QUIT\r\n", R.quit).expect_eof()
         held[-1].close()
         held.pop()
         held[-1].cmd(b"MAIL FROM:<a@b>\r\n", R.ok)

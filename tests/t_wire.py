@@ -8,7 +8,9 @@ byte at a time, lines split across segments, 1,000 pipelined commands, early
 talkers, 20,000 one-octet lines to a client that does not read for a second),
 the 512-octet line limit, the 64 KiB flood limit, binary junk (NUL,
 non-ASCII, a TLS ClientHello, an HTTP request), IPv4 and IPv6, several -l
-addresses and the default listener.
+addresses and the default listener. EHLO: its two-line reply (rcpt) or 521
+(rfc7504) counted as one reply with its octets, pipelined with MAIL, RCPT and
+QUIT after and before the greeting, 1,000 EHLO and HELO in one write.
 
 Each server gets its own namespace pair and its own hostname, so that a reply
 naming the wrong host is caught.
@@ -24,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mltest import (PREFIX, Env, Replies, Session, StartError, Suite, assert_bytes, bytes_diff,
-                    converse, engines, model, show, skipped_engines)
+                    converse, counters, engines, model, show, skipped_engines, split_replies)
 
 t = Suite("t_wire")
 DIALECTS = ("rcpt", "rfc7504")
@@ -43,9 +45,10 @@ def rows(R, dialect):
     pick = (lambda r: r) if rcpt else (lambda r: rej)
     return [
         ("HELO", b"HELO client.test\r\n", pick(R.helo)),
-        ("EHLO", b"EHLO client.test\r\n", pick(R.helo)),
+        ("EHLO", b"EHLO client.test\r\n", pick(R.ehlo)),
         ("HELO without argument", b"HELO\r\n", pick(R.helo)),
-        ("ehlo lower case", b"ehlo client.test\r\n", pick(R.helo)),
+        ("ehlo lower case", b"ehlo client.test\r\n", pick(R.ehlo)),
+        ("EHLO without argument", b"EHLO\r\n", pick(R.ehlo)),
         ("MAIL", b"MAIL FROM:<a@example.test>\r\n", pick(R.ok)),
         ("MAIL null sender, mixed case", b"mAiL FROM:<>\r\n", pick(R.ok)),
         ("RCPT", b"RCPT TO:<x@example.test>\r\n", rej),
@@ -144,7 +147,7 @@ def case_no_early_reply(addr, ns, R, dialect):
         s.send(b"EH").expect_silence(0.25)
         s.send(b"LO cli").expect_silence(0.25)
         s.send(b"ent.test\r").expect_silence(0.25)
-        s.send(b"\n").expect(R.helo if dialect == "rcpt" else R.reject, what="EHLO reply")
+        s.send(b"\n").expect(R.ehlo if dialect == "rcpt" else R.reject, what="EHLO reply")
         s.send(b"NO").expect_silence(0.2)
         s.send(b"OP\r\nQU").expect(R.ok if dialect == "rcpt" else R.reject, what="NOOP reply")
         s.expect_silence(0.2)
@@ -192,8 +195,8 @@ def pipelined_commands(n, seed):
 def case_pipelined(addr, ns, R, dialect):
     data = pipelined_commands(1000, 1000) + b"QUIT\r\n"
     r = case_script(addr, ns, R, dialect, [data], timeout=20, greet_first=True)
-    lines = r.data.count(b"\r\n")
-    assert lines == 1002, "expected 1002 reply lines (greeting, 1000, 221), got %d" % lines
+    n = len(split_replies(r.data)[0])
+    assert n == 1002, "expected 1002 replies (greeting, 1000, 221), got %d" % n
 
 
 def case_pipelined_early(addr, ns, R, dialect):
@@ -412,7 +415,7 @@ def case_full_session(addr, ns, R, dialect):
     s = Session(ns, addr)
     try:
         s.expect(R.greeting(dialect), what="greeting")
-        for line, exp in ((b"EHLO client.test\r\n", R.helo), (b"MAIL FROM:<a@b.test>\r\n", R.ok),
+        for line, exp in ((b"EHLO client.test\r\n", R.ehlo), (b"MAIL FROM:<a@b.test>\r\n", R.ok),
                           (b"RCPT TO:<c@d.test>\r\n", R.reject), (b"DATA\r\n", R.norcpt),
                           (b"RSET\r\n", R.ok), (b"NOOP\r\n", R.ok), (b"VRFY x\r\n", R.reject)):
             s.cmd(line, exp if rcpt else R.reject, what="reply to %s" % show(line))
@@ -420,6 +423,88 @@ def case_full_session(addr, ns, R, dialect):
         s.expect_eof()
     finally:
         s.close()
+
+
+# ---------------------------------------------------------------- EHLO
+
+PIPE_EHLO = b"EHLO client.test\r\nMAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nQUIT\r\n"
+
+
+def pipe_ehlo_expected(R, dialect):
+    """The table's replies to PIPE_EHLO, written out (not from model())."""
+    if dialect == "rcpt":
+        return R.greet + R.ehlo + R.ok + R.reject + R.quit
+    return R.greet + R.reject * 3 + R.quit
+
+
+def settled_counters(pin_dir, secs=5):
+    """The counters once two reads 0.3 s apart agree (the user engine's are
+    flushed every 100 ms): nothing of an earlier case still comes in."""
+    deadline = time.monotonic() + secs
+    a = counters(pin_dir)
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        b = counters(pin_dir)
+        if a == b:
+            return b
+        a = b
+    raise AssertionError("counters still moving after %ss" % secs)
+
+
+def case_ehlo_counted(srv, addr, ns, R, dialect):
+    """EHLO, step by step: rcpt, exactly `250-<host>` and `250
+    ENHANCEDSTATUSCODES`, and one reply_250 and its octets in tx_bytes; rfc7504,
+    exactly the 521 (no extension offered), one reply_521."""
+    before = settled_counters(srv.pin_dir)
+    s = Session(ns, addr)
+    try:
+        s.expect(R.greet, what="greeting")
+        exp = R.ehlo if dialect == "rcpt" else R.reject
+        s.cmd(b"EHLO client.test\r\n", exp, what="reply to EHLO")
+        s.expect_silence(0.3)  # and not one line more
+        s.cmd(b"QUIT\r\n", R.quit, what="reply to QUIT")
+        s.expect_eof()
+    finally:
+        s.close()
+    if dialect == "rfc7504":
+        assert b"ENHANCEDSTATUSCODES" not in s.transcript, show(s.transcript)
+    if dialect == "rcpt":
+        want = {"reply_220": 1, "reply_250": 1}
+    else:
+        want = {"reply_521": 2}  # the greeting and the EHLO
+    want.update(reply_221=1, cmd_ehlo=1, cmd_quit=1, close_quit=1,
+                tx_bytes=len(R.greet) + len(exp) + len(R.quit))
+    deadline = time.monotonic() + 5
+    while True:
+        after = counters(srv.pin_dir)
+        got = {k: after.get(k, 0) - before.get(k, 0) for k in want}
+        others = {k: v - before.get(k, 0) for k, v in after.items()
+                  if k.startswith("reply_") and k not in want and v != before.get(k, 0)}
+        if (got == want and not others) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert got == want and not others, "counters moved by %s (want %s), other replies %s" % (
+        got, want, others)
+
+
+def case_ehlo_pipelined(addr, ns, R, dialect, early=False):
+    """EHLO, MAIL, RCPT, QUIT in one write: every reply whole and in order,
+    EHLO's two lines together, then the close. early: sent right after
+    connect (the kernel engine then puts the greeting in front itself)."""
+    r = converse(ns, addr, 25, [PIPE_EHLO], timeout=10, greet_first=not early)
+    assert_bytes(pipe_ehlo_expected(R, dialect), r.data, "transcript (end %s)" % r.end)
+    assert r.end == "eof", "server did not close cleanly: end=%s" % r.end
+
+
+def case_ehlo_many(addr, ns, R, dialect):
+    """1,000 EHLO and HELO in turn in one write, then QUIT: 1,002 replies in
+    order (about 32 KB of replies to one segment, in the kernel engine's 60 KiB)."""
+    data = b"EHLO a\r\nHELO b\r\n" * 500 + b"QUIT\r\n"
+    r = case_script(addr, ns, R, dialect, [data], timeout=20, greet_first=True)
+    replies = split_replies(r.data)[0]
+    assert len(replies) == 1002, "%d replies, want 1002" % len(replies)
+    if dialect == "rcpt":
+        assert replies[1] == R.ehlo and replies[2] == R.helo, show(r.data[:200])
 
 
 def case_survives(srv, addr, ns, R, dialect):
@@ -432,7 +517,7 @@ def case_survives(srv, addr, ns, R, dialect):
 def run_dialect(env, engine, dialect, x):
     pair = env.pair(x=x, tag="%s%s" % (engine[0], dialect[:2]))
     host = host_for(engine, dialect)
-    R = Replies(host)
+    R = Replies(host, dialect)
     name = "wire/%s/%s" % (engine, dialect)
     try:
         srv = env.server(pair, engine=engine, host=host, dialect=dialect, extra=["-t", "60"])
@@ -443,7 +528,15 @@ def run_dialect(env, engine, dialect, x):
         t.ok("%s: server starts" % name)
     v4, ns = pair.v4, pair.cli
     cases = [("full session over IPv4", case_full_session, (v4, ns, R, dialect)),
-             ("full session over IPv6", case_full_session, (pair.v6, ns, R, dialect))]
+             ("full session over IPv6", case_full_session, (pair.v6, ns, R, dialect)),
+             ("EHLO: %s, counted as one reply" % ("two lines" if dialect == "rcpt" else
+                                                 "521, no extension"),
+              case_ehlo_counted, (srv, v4, ns, R, dialect)),
+             ("EHLO, MAIL, RCPT, QUIT pipelined: whole and in order", case_ehlo_pipelined,
+              (v4, ns, R, dialect)),
+             ("EHLO, MAIL, RCPT, QUIT before the greeting: whole and in order",
+              case_ehlo_pipelined, (pair.v6, ns, R, dialect, True)),
+             ("1000 EHLO and HELO pipelined in one write", case_ehlo_many, (v4, ns, R, dialect))]
     for rname, line, exp in rows(R, dialect):
         cases.append(("row %s" % rname, case_row, (v4, ns, R, dialect, line, exp)))
     for q in (b"QUIT\r\n", b"quit\r\n", b"QuIt\r\n", b"QUIT   \r\n", b"QUIT\n", b"QUIT \n"):
@@ -511,7 +604,7 @@ def run_listen(env, engine, x):
             s = Session(pair.cli, addr, port)
             try:
                 s.expect(R.greet_rcpt, what="greeting on %s port %d" % (addr, port))
-                s.cmd(b"EHLO x\r\n", R.helo).cmd(b"QUIT\r\n", R.quit).expect_eof()
+                s.cmd(b"EHLO x\r\n", R.ehlo).cmd(b"QUIT\r\n", R.quit).expect_eof()
             finally:
                 s.close()
 

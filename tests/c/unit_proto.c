@@ -94,7 +94,7 @@ int main(void)
 	check("nothing after a flood", big, sizeof(big), "F");
 
 	check_op("rcpt HELO", ML_DIALECT_RCPT, ML_V_HELO, ML_OP_HELO);
-	check_op("rcpt EHLO", ML_DIALECT_RCPT, ML_V_EHLO, ML_OP_HELO);
+	check_op("rcpt EHLO", ML_DIALECT_RCPT, ML_V_EHLO, ML_OP_EHLO);
 	check_op("rcpt MAIL", ML_DIALECT_RCPT, ML_V_MAIL, ML_OP_OK);
 	check_op("rcpt RCPT", ML_DIALECT_RCPT, ML_V_RCPT, ML_OP_REJECT);
 	check_op("rcpt DATA", ML_DIALECT_RCPT, ML_V_DATA, ML_OP_NORCPT);
@@ -104,6 +104,7 @@ int main(void)
 	check_op("rcpt empty", ML_DIALECT_RCPT, ML_V_EMPTY, ML_OP_REJECT);
 	check_op("rcpt QUIT", ML_DIALECT_RCPT, ML_V_QUIT, ML_OP_QUIT);
 	check_op("rfc7504 EHLO", ML_DIALECT_RFC7504, ML_V_EHLO, ML_OP_REJECT);
+	check_op("rfc7504 HELO", ML_DIALECT_RFC7504, ML_V_HELO, ML_OP_REJECT);
 	check_op("rfc7504 MAIL", ML_DIALECT_RFC7504, ML_V_MAIL, ML_OP_REJECT);
 	check_op("rfc7504 NOOP", ML_DIALECT_RFC7504, ML_V_NOOP, ML_OP_REJECT);
 	check_op("rfc7504 QUIT", ML_DIALECT_RFC7504, ML_V_QUIT, ML_OP_QUIT);
@@ -114,12 +115,37 @@ int main(void)
 		printf("ok - closing replies\n");
 	else
 		printf("not ok - closing replies\n"), failures++;
-	/* Opcodes (with the greeting flag) must stay below '0', the first
-	 * octet of any reply line the controller writes itself. */
+	/* One reply each, counted under its code: EHLO's two lines are one 250. */
 	cases++;
-	if ((ML_OP__MAX - 1) <= ML_OP_MASK && ((ML_OP__MAX - 1) | ML_OP_GREET_FLAG) < '0')
-		printf("ok - opcodes below '0'\n");
+	if (ml_op_code(ML_DIALECT_RCPT, ML_OP_EHLO) == 250 &&
+	    ml_op_code(ML_DIALECT_RCPT, ML_OP_HELO) == 250 &&
+	    ml_op_code(ML_DIALECT_RCPT, ML_OP_GREET) == 220 &&
+	    ml_op_code(ML_DIALECT_RFC7504, ML_OP_GREET) == 521 &&
+	    ml_op_code(ML_DIALECT_RCPT, ML_OP_NORCPT) == 554 &&
+	    ml_op_code(ML_DIALECT_RCPT, ML_OP_SHUTDOWN) == 421 && !ml_op_closes(ML_OP_EHLO))
+		printf("ok - reply codes of the opcodes\n");
 	else
-		printf("not ok - opcodes collide with reply text\n"), failures++;
+		printf("not ok - reply codes of the opcodes\n"), failures++;
+	/* The opcodes the verdict writes, with their flags, must not be an
+	 * ASCII digit, the first octet of any reply line the controller
+	 * writes itself (the controller's own opcodes are never written). */
+	cases++;
+	{
+		int op, bad = 0;
+
+		for (op = ML_OP_GREET; op <= ML_OP_KERNEL_MAX; op++) {
+			int f;
+
+			for (f = 0; f < 4; f++) {
+				int b = op | (f & 1 ? ML_OP_GREET_FLAG : 0) | (f & 2 ? ML_OP_SLOT_FLAG : 0);
+
+				bad |= (b >= '0' && b <= '9') || (b & ML_OP_MASK) != op;
+			}
+		}
+		if (!bad && ML_OP__MAX - 1 <= ML_OP_MASK)
+			printf("ok - opcode octets are never a digit\n");
+		else
+			printf("not ok - opcodes collide with reply text\n"), failures++;
+	}
 	return failures ? 1 : 0;
 }

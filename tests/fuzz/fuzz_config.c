@@ -10,6 +10,7 @@
  * number is within the range its key allows, a number was accepted only if
  * written as plain decimal digits, a hostname only of the characters
  * README allows; on error, the message is NUL-terminated and not empty.
+ * And the replies ml_render() makes of the settings: see check_replies().
  */
 #include <ctype.h>
 #include <errno.h>
@@ -22,6 +23,8 @@
 
 #include "config.h"
 #include "log.h"
+#include "proto.h"
+#include "server.h"
 
 #define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, "fuzz_config: " __VA_ARGS__); \
 	fprintf(stderr, " (%s:%d: %s)\n", __FILE__, __LINE__, #c); abort(); } } while (0)
@@ -78,6 +81,65 @@ static void check_opts(const struct ml_opts *x)
 	terminated(x->guard.deny, sizeof(x->guard.deny), "deny");
 	terminated(x->guard.allow_file, sizeof(x->guard.allow_file), "allow-file");
 	terminated(x->guard.deny_file, sizeof(x->guard.deny_file), "deny-file");
+}
+
+/* In the rcpt dialect every reply has an RFC 3463 code after its reply code,
+ * but the greeting, HELO, EHLO and BUSY (README's table); rfc7504 none. */
+static int has_esc(unsigned int dialect, unsigned int op)
+{
+	return dialect == ML_DIALECT_RCPT && op != ML_OP_GREET && op != ML_OP_HELO &&
+	       op != ML_OP_EHLO && op != ML_OP_BUSY;
+}
+
+/*
+ * ml_render() of these settings, every reply: whole (never cut at
+ * ML_REPLY_MAX, which a 255-octet default name reaches nearest), CRLF lines
+ * that each start with the code the counters count the reply under
+ * (ml_op_code), "NNN-" on all but the last line and "NNN " on that; on the
+ * first line, the enhanced code (class = the code's first digit) where
+ * has_esc(), then the host name as the first word.
+ */
+static void check_replies(const struct ml_opts *x)
+{
+	static struct ml_config cfg;
+	size_t hl = strlen(x->hostname);
+	unsigned int op;
+
+	ml_render(&cfg, x);
+	CHECK(cfg.dialect == x->dialect && !strcmp(cfg.hostname, x->hostname), "rendered settings");
+	for (op = ML_OP_GREET; op < ML_OP__MAX; op++) {
+		const struct ml_reply *r = &cfg.replies[op];
+		const char *t = r->text, *end = t + r->len, *line = t, *p;
+		char code[8];
+		int i;
+
+		snprintf(code, sizeof(code), "%u", ml_op_code(x->dialect, op));
+		CHECK(r->len >= 7 && r->len < ML_REPLY_MAX && strlen(t) == r->len,
+		      "op %u: length %u, text of %zu", op, r->len, strnlen(t, ML_REPLY_MAX));
+		while (line < end) {
+			const char *nl = memchr(line, '\n', end - line);
+
+			CHECK(nl && nl - line >= 5 && nl[-1] == '\r', "op %u: not a CRLF line", op);
+			CHECK(!memcmp(line, code, 3) && line[3] == (nl + 1 == end ? ' ' : '-'),
+			      "op %u: line \"%.*s\", code %s", op, (int)(nl - line), line, code);
+			CHECK(!memchr(line, '\r', nl - 1 - line), "op %u: CR inside a line", op);
+			line = nl + 1;
+		}
+		p = t + 4;
+		if (has_esc(x->dialect, op)) {
+			CHECK(p[0] == code[0] && p[1] == '.', "op %u: enhanced code class", op);
+			for (p += 2, i = 0; i < 2; i++, p++) {
+				const char *d = p;
+
+				while (*p >= '0' && *p <= '9')
+					p++;
+				CHECK(p > d && p - d <= 3 && *p == (i ? ' ' : '.'),
+				      "op %u: enhanced code \"%.12s\"", op, t + 4);
+			}
+		}
+		CHECK(!strncmp(p, x->hostname, hl) && (p[hl] == ' ' || p[hl] == '\r'),
+		      "op %u: \"%.40s\" does not name the host first", op, t);
+	}
 }
 
 /* Keys whose value is a whole number: accepted only as plain digits. */
@@ -145,6 +207,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r = ml_opts_load(&o, NULL, 0);
 	CHECK(r == 0 || r == -EINVAL, "ml_opts_load returned %d", r);
 	check_opts(&o);
+	check_replies(&o);
 
 	/* 2. the input as KEY\0VALUE\0 pairs, as the command line gives them */
 	memcpy(&o, &defaults, sizeof(o));
@@ -176,5 +239,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		check_opts(&o);
 	}
+	check_replies(&o);
 	return 0;
 }

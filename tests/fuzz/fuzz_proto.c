@@ -15,8 +15,9 @@
  * (bits 1-3) follow as bytes 1..k. At each cut point the parser state is
  * copied to a fresh struct, as the kernel engine keeps it in socket storage
  * between segments: the verbs, arguments and summary must not change.
- * Checked per line: verb, reply opcode, argument (octets, length, total),
- * and invariants (arg_len <= ML_ARG_MAX, summary lengths, counters).
+ * Checked per line: verb, reply opcode and its code, argument (octets,
+ * length, total), and invariants (arg_len <= ML_ARG_MAX, summary lengths,
+ * counters).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -120,10 +121,30 @@ static __u32 ref_op(__u32 dialect, __u32 v)
 	if (dialect == ML_DIALECT_RFC7504)
 		return ML_OP_REJECT;
 	switch (v) {
-	case ML_V_HELO: case ML_V_EHLO: return ML_OP_HELO;
+	case ML_V_HELO: return ML_OP_HELO;
+	case ML_V_EHLO: return ML_OP_EHLO;
 	case ML_V_MAIL: case ML_V_RSET: case ML_V_NOOP: return ML_OP_OK;
 	case ML_V_DATA: return ML_OP_NORCPT;
 	default: return ML_OP_REJECT;
+	}
+}
+
+/* The same table's reply codes: one per reply, EHLO's two lines too. */
+static __u32 ref_code(__u32 dialect, __u32 v)
+{
+	if (v == ML_V_QUIT)
+		return 221;
+	if (v == ML_V_TOOLONG)
+		return 500;
+	if (v == ML_V_FLOOD)
+		return 421;
+	if (dialect == ML_DIALECT_RFC7504)
+		return 521;
+	switch (v) {
+	case ML_V_HELO: case ML_V_EHLO: case ML_V_MAIL: case ML_V_RSET: case ML_V_NOOP:
+		return 250;
+	case ML_V_DATA: return 554;
+	default: return 521;
 	}
 }
 
@@ -201,6 +222,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(op == ref_op(dialect, v), "dialect %u verb %u: reply op %u, want %u",
 		      dialect, v, op, ref_op(dialect, v));
 		CHECK(op < ML_OP__MAX && op != ML_OP_END, "bad op %u", op);
+		CHECK(op <= ML_OP_KERNEL_MAX, "op %u is not one the verdict may write", op);
+		CHECK(ml_op_code(dialect, op) == ref_code(dialect, v),
+		      "dialect %u verb %u: code %u, want %u", dialect, v, ml_op_code(dialect, op),
+		      ref_code(dialect, v));
 		CHECK(ml_op_closes(op) == (v == ML_V_QUIT || v == ML_V_FLOOD),
 		      "verb %u: closes %d", v, ml_op_closes(op));
 		if (v == ML_V_FLOOD) {
