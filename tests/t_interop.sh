@@ -28,6 +28,13 @@ if [ -n "$missing" ]; then
 	exit
 fi
 note "Sisimai $(perl -MSisimai -e 'print $Sisimai::VERSION')"
+t0=$(date +%s)
+# shellcheck disable=SC2086 # a list of words
+if ir_roots ${MLT_INTEROP_MTAS:-$IR_MTAS} >"$ML_TMP/roots.log"; then
+	note "MTA roots ready in $(($(date +%s) - t0)) s $(tr '\n' ' ' <"$ML_TMP/roots.log")"
+else
+	fail "interop: MTA roots" "$(tail -n 20 "$ML_TMP/roots.log" | tr '\n' '|')"
+fi
 
 x=150
 for mta in ${MLT_INTEROP_MTAS:-$IR_MTAS}; do

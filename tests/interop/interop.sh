@@ -55,6 +55,19 @@ ir_stop_jail() {
 	IR_JAIL=""
 }
 
+# ir_roots MTA...: build the roots that are missing or stale, three at a time
+# (a build is mostly download and dpkg: three take about as long as one on
+# two cores). Prints one line per root built; returns 1 if any build failed.
+ir_roots() {
+	local m
+	for m in "$@"; do
+		bash "$IR_HERE/root.sh" --check "$m" || echo "$m"
+	done | xargs -r -P 3 -n 1 bash "$IR_HERE/root.sh" 2>&1 | grep -v '^# .* root: building'
+	for m in "$@"; do
+		bash "$IR_HERE/root.sh" --check "$m" || return 1
+	done
+}
+
 # The run's namespaces go with it (the EXIT trap would remove them too).
 ir_del_pair() { ip netns del "$SRV_NS" 2>/dev/null; ip netns del "$CLI_NS" 2>/dev/null; }
 

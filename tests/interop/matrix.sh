@@ -33,6 +33,8 @@ printf 'mta\tversion\tengine\tdialect\toutcome\tsecs\treason\tsoftbounce\tstatus
 
 clean() { printf '%s' "$1" | tr '\t\n' '  ' | cut -c1-600; }
 
+# shellcheck disable=SC2086 # a list of words
+ir_roots $mtas || { fail "matrix: MTA roots" "tests/interop/root.sh failed"; ml_finish; exit; }
 x=150
 for mta in $mtas; do
 	for row in "none -" "kernel rcpt" "user rcpt" "kernel rfc7504" "user rfc7504"; do
