@@ -34,13 +34,14 @@ enum ml_dialect {
  *
  * The texts are in ml_render() (user/server.c), one table for both dialects.
  */
+/* The texts (with RFC 3463 codes in rcpt) are ml_render()'s table, user/server.c. */
 enum ml_op {
 	ML_OP_END = 0,		/* end of the opcode list; the rest is padding */
 	ML_OP_GREET,		/* 220 (rcpt) or 521 (rfc7504) greeting */
 	ML_OP_HELO,		/* 250 <host> */
 	ML_OP_EHLO,		/* 250-<host>, 250 ENHANCEDSTATUSCODES (rcpt only) */
 	ML_OP_OK,		/* 250 */
-	ML_OP_REJECT,		/* 521 <host> does not accept mail */
+	ML_OP_REJECT,		/* 521 does not accept mail */
 	ML_OP_NORCPT,		/* 554 no valid recipients (DATA) */
 	ML_OP_QUIT,		/* 221, then close */
 	ML_OP_TOOLONG,		/* 500 line too long */

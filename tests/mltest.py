@@ -500,11 +500,11 @@ TEXTS = {
         "shutdown": b"421 4.3.2 <host> shutting down, closing connection",
     },
     "rfc7504": {
-        "greet":    b"521 <host> does not accept mail",
+        "greet":    b"521 <host> does not accept mail (5.3.2)",
         "helo":     None,
         "ehlo":     None,
         "ok":       None,
-        "reject":   b"521 <host> does not accept mail",
+        "reject":   b"521 <host> does not accept mail (5.3.2)",
         "norcpt":   None,
         "quit":     b"221 <host> closing connection",
         "toolong":  b"500 <host> line too long",

@@ -67,7 +67,7 @@ static const struct {
 	const char *rcpt, *rfc7504;
 } reply_fmt[ML_OP__MAX] = {
 	[ML_OP_GREET]	 = { "220 %s ESMTP mailless: this host does not accept mail\r\n",
-			     "521 %s does not accept mail\r\n" },
+			     "521 %s does not accept mail (5.3.2)\r\n" },
 	[ML_OP_HELO]	 = { "250 %s\r\n",
 			     "250 %s\r\n" },
 	[ML_OP_EHLO]	 = { "250-%s\r\n250 ENHANCEDSTATUSCODES\r\n",
@@ -75,7 +75,7 @@ static const struct {
 	[ML_OP_OK]	 = { "250 2.0.0 %s OK\r\n",
 			     "250 %s OK\r\n" },
 	[ML_OP_REJECT]	 = { "521 5.3.2 %s does not accept mail\r\n",
-			     "521 %s does not accept mail\r\n" },
+			     "521 %s does not accept mail (5.3.2)\r\n" },
 	[ML_OP_NORCPT]	 = { "554 5.3.2 %s no valid recipients\r\n",
 			     "554 %s no valid recipients\r\n" },
 	[ML_OP_QUIT]	 = { "221 2.0.0 %s closing connection\r\n",

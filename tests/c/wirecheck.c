@@ -148,8 +148,8 @@ int main(int argc, char **argv)
 	 * rcpt with RFC 3463 codes, rfc7504 without, and 521 to every command
 	 * but QUIT, EHLO and HELO included. */
 	if (rfc7504) {
-		snprintf(greet, sizeof(greet), "521 %s does not accept mail\r\n", name);
-		snprintf(r521, sizeof(r521), "521 %s does not accept mail\r\n", name);
+		snprintf(greet, sizeof(greet), "521 %s does not accept mail (5.3.2)\r\n", name);
+		snprintf(r521, sizeof(r521), "521 %s does not accept mail (5.3.2)\r\n", name);
 		strcpy(r250h, r521);
 		strcpy(r250e, r521);
 		strcpy(r250, r521);

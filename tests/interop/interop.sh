@@ -175,6 +175,10 @@ interop_run() {
 		IR_SECS=$(awk -v a="$t0" -v b="$trelay" 'BEGIN { printf "%.2f", b - a }')
 	elif grep -qF "$IR_RCPT" "$IR_DIR/queue"; then
 		IR_OUTCOME=deferred
+	elif [ "$(grep -cF " session client=$CLI4:" "$IR_DIR/transcript")" -ge 2 ]; then
+		# Not queued, no DSN, a second session: the DSN went to mailless
+		# (after a 521 greeting it never names its envelope).
+		IR_OUTCOME=relayed
 	else
 		IR_OUTCOME=lost
 	fi
