@@ -73,7 +73,7 @@ ir_del_pair() { ip netns del "$SRV_NS" 2>/dev/null; ip netns del "$CLI_NS" 2>/de
 
 interop_run() {
 	local mta=$1 engine=$2 dialect=$3 window=$4 x=$5
-	local root tag pin dns t0 t1 tfirst trelay sink i
+	local root tag pin dns t0 t1 tfirst trelay sink mta_log i
 	ir_reset
 	tag=$mta-$engine-$dialect
 	IR_DIR=$ML_TMP/$tag
@@ -125,6 +125,8 @@ interop_run() {
 	fi
 	IR_VERSION=$(jx "${mta}_version")
 	sink=$IR_DIR/upper$("${mta}_sink")
+	mta_log=""
+	declare -F "${mta}_log" >/dev/null && mta_log=$("${mta}_log")
 	printf 'From: Alice <%s>\nTo: <%s>\nSubject: interop %s\nMessage-ID: <%s.%s@sender.test>\n\nA message to a host that does not accept mail.\n' \
 		"$IR_FROM" "$IR_RCPT" "$tag" "$tag" "$$" >"$IR_DIR/message"
 	t0=$(date +%s.%N)
@@ -153,7 +155,9 @@ interop_run() {
 	done
 	sleep 0.3 # let the MTA finish its log lines
 	jx "${mta}_queue" >"$IR_DIR/queue" 2>&1
-	cp "$IR_DIR/upper/var/log/syslog" "$IR_DIR/syslog" 2>/dev/null
+	# The MTA's log: syslog, and its own file if it keeps one.
+	cat "$IR_DIR/upper/var/log/syslog" \
+		${mta_log:+"$IR_DIR/upper$mta_log"} >"$IR_DIR/syslog" 2>/dev/null
 	ir_stop_jail
 	ml_stop "$dns"
 	[ -n "$IR_SRV" ] && ml_stop "$IR_SRV" && cp "$IR_SRV_LOG" "$IR_DIR/transcript"
@@ -185,6 +189,8 @@ interop_run() {
 	# The MTA's own words about the message, for the matrix.
 	[ "$IR_OUTCOME" = bounced ] ||
 		IR_WHY=${IR_WHY:-$(grep -iE 'defer|bounce|refused|status=|error|521|55[0-9]|4[0-9][0-9] ' \
-			"$IR_DIR/syslog" 2>/dev/null | tail -n 3 | cut -c1-400 | tr '\n' '|')}
+			"$IR_DIR/syslog" 2>/dev/null | tail -n 2 | cut -c1-300 |
+			sed -E 's/^[A-Z][a-z]{2} [ 0-9]{2} [0-9:]{8} sender [a-z]+\.[a-z]+ //; s/^[0-9-]{10} [0-9:]{8} //' |
+			paste -sd'|' | sed 's/|/ | /g')}
 	return 0
 }

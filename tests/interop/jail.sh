@@ -17,6 +17,7 @@
 #                namespace, which serves the MX of the receiving domain
 #   user alice   the envelope sender; her mailbox is the DSN sink
 #   syslogd      busybox's, to /var/log/syslog: every MTA logs there
+# It holds a shared lock on ROOT.lock while it lives.
 # Then mta.sh's setup and start for MTA, DIR/ready, and sleep (reaping).
 set -u
 root=$1 dir=$2 mta=$3 host=$4 addr=$5
@@ -25,6 +26,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 die() { echo "jail: $*" >"$dir/failed"; exit 1; }
 
+# A shared lock on the root for the jail's life: tests/debroot.sh never
+# replaces a root under a user.
+exec 8<>"$root.lock" && flock -s -w 600 8 || die "cannot lock $root.lock"
 mount --make-rprivate / || die "mount --make-rprivate / failed"
 mkdir -p "$dir/upper" "$dir/work" "$J" || die "cannot create $dir"
 mount -t overlay overlay -o "lowerdir=$root,upperdir=$dir/upper,workdir=$dir/work" "$J" ||

@@ -16,6 +16,7 @@
 #                 Maildir's new/ (what Sisimai reads as a Maildir)
 #   NAME_version  one line: the MTA and its Debian package version
 #   NAME_kick     optional: what it takes to get a queued DSN delivered
+#   NAME_log      optional: its own log file, if it keeps one beside syslog
 #   NAME_queue    the queue, as the MTA lists it (for the record)
 
 IR_RCPT=bob@mailless.test	# the misaddressed recipient
@@ -32,9 +33,13 @@ postfix_setup() {
 	jroot postconf -e myhostname=sender.test
 }
 postfix_start() {
-	# What the init script does first: copy resolv.conf, hosts and the rest
-	# into the chroot that Debian's master.cf gives smtp(8).
-	jroot /usr/lib/postfix/configure-instance.sh - && jroot postfix start
+	# Copy resolv.conf, hosts and the rest into the chroot that Debian's
+	# master.cf gives smtp(8): Postfix 3.7's init script does it first,
+	# 3.10's `postfix start` itself (its post-install runs the script).
+	if ! grep -q configure-instance "$J/usr/lib/postfix/sbin/post-install"; then
+		jroot /usr/lib/postfix/configure-instance.sh - || return 1
+	fi
+	jroot postfix start
 }
 postfix_sink() { echo /var/mail/alice; }
 postfix_version() { echo "Postfix $(pkgver postfix)"; }
@@ -55,6 +60,7 @@ exim_start() { jroot exim4 -bd -q30m; }
 exim_sink() { echo /var/mail/alice; }
 exim_version() { echo "Exim $(pkgver exim4-daemon-light)"; }
 exim_queue() { jroot exim4 -bp; }
+exim_log() { echo /var/log/exim4/mainlog; }
 
 # ---- OpenSMTPD: Debian's smtpd.conf as shipped (local mail to ~/Maildir,
 # everything else relayed by MX).

@@ -30,13 +30,13 @@ def outcome(r, secs=None):
     """One run (or several that agree) in words: what came back, how fast,
     and what Sisimai made of it. secs: the times to show, default r's."""
     o, secs = r["outcome"], secs or r["secs"]
+    t = "" if set(secs.split("/")) == {"-"} else " %s s" % secs
     if o == "bounced":
-        s = "bounced in %s s" % secs
         if r["reason"] == "(none)":
-            return s + "; Sisimai reads no DSN in it"
-        return s + "; Sisimai: %s, %s" % (r["reason"], soft(r))
+            return "bounced%s, not a DSN Sisimai reads" % t
+        return "bounced%s, %s (%s)" % (t, r["reason"], soft(r))
     if o == "relayed":
-        return "DSN relayed to mailless in %s s (no local delivery)" % secs
+        return "DSN relayed to mailless%s (no local delivery)" % t
     return o
 
 

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # root.sh - the cached Debian root of one MTA for the interop tests: the
-# host's Debian suite, with that MTA's package as Debian ships it (and what it
-# depends on and recommends), plus busybox for a syslogd in the jail.
+# host's Debian suite, with that MTA's package as Debian ships it and what it
+# depends on (mmdebstrap installs no Recommends), plus:
+#   busybox          a syslogd in the jail
+#   passwd           useradd (Debian 13's adduser no longer pulls it in)
+#   ca-certificates  on every host that sends mail; OpenSMTPD 7.6 (Debian 13)
+#                    does not start without its CA file, and its package does
+#                    not depend on it
 #
 # Usage: tests/interop/root.sh [--rebuild | --check | --path] MTA
 #   MTA: postfix exim opensmtpd sendmail courier dma nullmailer
@@ -30,4 +35,4 @@ nullmailer)	pkgs=(nullmailer) ;;
 *) echo "root.sh: error: unknown MTA '$mta' (postfix exim opensmtpd sendmail courier dma nullmailer)" >&2; exit 1 ;;
 esac
 exec bash "$here/../debroot.sh" "${opt[@]}" "${MLT_INTEROP_CACHE:-/var/cache/mailless/interop}" \
-	"$suite-$mta" "$suite" "${pkgs[@]}" busybox
+	"$suite-$mta" "$suite" "${pkgs[@]}" busybox passwd ca-certificates
