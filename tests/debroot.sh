@@ -94,7 +94,7 @@ else
 	say "building $ROOT (missing)"
 fi
 # Leftovers of interrupted builds (we hold the exclusive lock: nobody uses them).
-for d in "$CACHE"/.$NAME.new.* "$CACHE"/.$NAME.old.*; do
+for d in "$CACHE/.$NAME".new.* "$CACHE/.$NAME".old.*; do
 	[ -e "$d" ] && rm -rf --one-file-system "$d"
 done
 

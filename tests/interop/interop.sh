@@ -35,7 +35,7 @@ IR_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # UTS, PID and network namespaces, in its root.
 jx() {
 	local pid1
-	pid1=$(cat "/proc/$IR_JAIL/task/$IR_JAIL/children" 2>/dev/null | awk '{print $1}')
+	pid1=$(awk '{print $1}' "/proc/$IR_JAIL/task/$IR_JAIL/children" 2>/dev/null)
 	[ -n "$pid1" ] || return 125
 	J=$IR_DIR/root nsenter -t "$pid1" -m -u -p -n -- bash -c '. "$1"; shift; "$@"' jx "$IR_HERE/mta.sh" "$@"
 }

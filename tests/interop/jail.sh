@@ -28,7 +28,7 @@ die() { echo "jail: $*" >"$dir/failed"; exit 1; }
 
 # A shared lock on the root for the jail's life: tests/debroot.sh never
 # replaces a root under a user.
-exec 8<>"$root.lock" && flock -s -w 600 8 || die "cannot lock $root.lock"
+{ exec 8<>"$root.lock" && flock -s -w 600 8; } || die "cannot lock $root.lock"
 mount --make-rprivate / || die "mount --make-rprivate / failed"
 mkdir -p "$dir/upper" "$dir/work" "$J" || die "cannot create $dir"
 mount -t overlay overlay -o "lowerdir=$root,upperdir=$dir/upper,workdir=$dir/work" "$J" ||
