@@ -32,12 +32,15 @@ IR_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$IR_HERE/mta.sh"
 
 # Run a command inside the jail whose unshare process is $IR_JAIL: its mount,
-# UTS, PID and network namespaces, in its root.
+# UTS, PID and network namespaces, in its root. -r: entering a mount
+# namespace moves a process to that namespace's root mount; when the tests run
+# chrooted (as in a fresh Debian root), the jail's root is the chroot's, and
+# there alone are this tree and the jail's root.
 jx() {
 	local pid1
 	pid1=$(awk '{print $1}' "/proc/$IR_JAIL/task/$IR_JAIL/children" 2>/dev/null)
 	[ -n "$pid1" ] || return 125
-	J=$IR_DIR/root nsenter -t "$pid1" -m -u -p -n -- bash -c '. "$1"; shift; "$@"' jx "$IR_HERE/mta.sh" "$@"
+	J=$IR_DIR/root nsenter -t "$pid1" -m -u -p -n -r -- bash -c '. "$1"; shift; "$@"' jx "$IR_HERE/mta.sh" "$@"
 }
 
 ir_reset() {
