@@ -76,7 +76,7 @@ ir_del_pair() { ip netns del "$SRV_NS" 2>/dev/null; ip netns del "$CLI_NS" 2>/de
 
 interop_run() {
 	local mta=$1 engine=$2 dialect=$3 window=$4 x=$5
-	local root tag pin dns t0 t1 tfirst trelay sink mta_log i
+	local root tag pin dns t0 t1 tfirst trelay sink mta_log words i
 	ir_reset
 	tag=$mta-$engine-$dialect
 	IR_DIR=$ML_TMP/$tag
@@ -189,11 +189,14 @@ interop_run() {
 	else
 		IR_OUTCOME=lost
 	fi
-	# The MTA's own words about the message, for the matrix.
-	[ "$IR_OUTCOME" = bounced ] ||
-		IR_WHY=${IR_WHY:-$(grep -iE 'defer|bounce|refused|status=|error|521|55[0-9]|4[0-9][0-9] ' \
+	# The MTA's own words about the message, for the matrix, wherever no
+	# DSN that Sisimai reads tells what happened.
+	if [ -z "$t1" ]; then
+		words=$(grep -iE 'defer|bounc|refused|status=|error|fail|double bounce| [245][0-9][0-9][ -]' \
 			"$IR_DIR/syslog" 2>/dev/null | tail -n 2 | cut -c1-300 |
 			sed -E 's/^[A-Z][a-z]{2} [ 0-9]{2} [0-9:]{8} sender [a-z]+\.[a-z]+ //; s/^[0-9-]{10} [0-9:]{8} //' |
-			paste -sd'|' | sed 's/|/ | /g')}
+			paste -sd'|' | sed 's/|/ | /g')
+		IR_WHY=${IR_WHY:+$IR_WHY; its log: }$words
+	fi
 	return 0
 }
