@@ -27,7 +27,9 @@ if [ -n "$missing" ]; then
 	ml_finish
 	exit
 fi
-note "Sisimai $(perl -MSisimai -e 'print $Sisimai::VERSION')"
+sisimai=$(perl -MSisimai -e 'print $Sisimai::VERSION')
+note "Sisimai $sisimai"
+sisimai_major=$(echo "$sisimai" | sed -n 's/^v\{0,1\}\([0-9]*\).*/\1/p')
 t0=$(date +%s)
 # shellcheck disable=SC2086 # a list of words
 if ir_roots ${MLT_INTEROP_MTAS:-$IR_MTAS} >"$ML_TMP/roots.log"; then
@@ -38,7 +40,7 @@ fi
 
 x=150
 for mta in ${MLT_INTEROP_MTAS:-$IR_MTAS}; do
-	read -r want_outcome want_reason want_soft <<<"$(expect_row "$mta")"
+	read -r want_outcome want_reason want_soft <<<"$(expect_row "$mta" "${sisimai_major:-0}")"
 	for engine in kernel user; do
 		name="interop/$mta/$engine"
 		if ! engine_enabled $engine; then
