@@ -88,7 +88,7 @@ for mta in ${MLT_INTEROP_MTAS:-$IR_MTAS}; do
 			ok "$name: the session line names the sender and the envelope" ;;
 		*)
 			fail "$name: the session line names the sender and the envelope" \
-				"${IR_SESSION:-no session line from $CLI4}: $(tail -n 3 "$IR_DIR/transcript" | tr '\n' '|')" ;;
+				"${IR_SESSION:-no session line from $CLI4}: $(tail -n 3 "$IR_DIR/mailless.log" | tr '\n' '|')" ;;
 		esac
 	done
 done

@@ -23,8 +23,9 @@
 #     IR_SESSION  mailless's session line for the MTA's session(s)
 #     IR_WHY      error text, or the MTA's own log lines about the message
 #     IR_VERSION  the MTA and its package version
-#     IR_DIR      the run's files: transcript (mailless's log), dsn (the
-#                 sink), syslog (the MTA's log), queue, dns.log
+#     IR_DIR      the run's files: transcript (the SMTP dialogue, from
+#                 wire.pcap: tcpdump on the receiver's veth), mailless.log,
+#                 dsn (the sink), syslog (the MTA's log), queue, dns.log
 # An MTA's root is built by tests/interop/root.sh when missing.
 
 IR_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -76,7 +77,7 @@ ir_del_pair() { ip netns del "$SRV_NS" 2>/dev/null; ip netns del "$CLI_NS" 2>/de
 
 interop_run() {
 	local mta=$1 engine=$2 dialect=$3 window=$4 x=$5
-	local root tag pin dns t0 t1 tfirst trelay sink mta_log words i
+	local root tag pin dns cap t0 t1 tfirst trelay sink mta_log words i
 	ir_reset
 	tag=$mta-$engine-$dialect
 	IR_DIR=$ML_TMP/$tag
@@ -103,6 +104,19 @@ interop_run() {
 	fi
 	# Started directly (not through in_ns, a function: "&" would fork a
 	# subshell, and $! would not be the process to stop).
+	#   tcpdump: the wire, on the receiver's veth, for the transcript
+	#   (-U: each packet written as it comes, so a stop loses none).
+	cap=""
+	if command -v tcpdump >/dev/null; then
+		nsenter --net="/run/netns/$SRV_NS" tcpdump -i veth0 -U -n -s 0 -w "$IR_DIR/wire.pcap" \
+			tcp port 25 >"$IR_DIR/tcpdump.log" 2>&1 </dev/null &
+		cap=$!
+		ML_PIDS+=("$cap")
+		for i in $(seq 50); do
+			grep -q 'listening on' "$IR_DIR/tcpdump.log" && break
+			sleep 0.1
+		done
+	fi
 	nsenter --net="/run/netns/$CLI_NS" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
 		--no-poll --listen-address=127.0.0.1 --bind-interfaces --pid-file= --local=/test/ \
 		--mx-host=mailless.test,$IR_MX,10 --host-record=$IR_MX,"$SRV4" \
@@ -123,7 +137,8 @@ interop_run() {
 	if [ ! -e "$IR_DIR/ready" ]; then
 		IR_WHY=$(cat "$IR_DIR/failed" "$IR_DIR/jail.log" 2>/dev/null | head -c 1500)
 		IR_WHY=${IR_WHY:-"the $mta jail was not ready in 30 s"}
-		ir_stop_jail; ml_stop "$dns"; [ -n "$IR_SRV" ] && ml_stop "$IR_SRV"; ir_del_pair
+		ir_stop_jail; ml_stop "$dns"; [ -n "$cap" ] && ml_stop "$cap"
+		[ -n "$IR_SRV" ] && ml_stop "$IR_SRV"; ir_del_pair
 		return 1
 	fi
 	IR_VERSION=$(jx "${mta}_version")
@@ -163,10 +178,16 @@ interop_run() {
 		${mta_log:+"$IR_DIR/upper$mta_log"} >"$IR_DIR/syslog" 2>/dev/null
 	ir_stop_jail
 	ml_stop "$dns"
-	[ -n "$IR_SRV" ] && ml_stop "$IR_SRV" && cp "$IR_SRV_LOG" "$IR_DIR/transcript"
+	[ -n "$IR_SRV" ] && ml_stop "$IR_SRV" && cp "$IR_SRV_LOG" "$IR_DIR/mailless.log"
+	if [ -n "$cap" ]; then
+		ml_stop "$cap"
+		python3 "$IR_HERE/transcript.py" "$IR_DIR/wire.pcap" 25 >"$IR_DIR/transcript" 2>&1
+	else
+		echo "(tcpdump is not installed: no transcript)" >"$IR_DIR/transcript"
+	fi
 	ir_del_pair
-	touch "$IR_DIR/transcript"
-	IR_SESSION=$(grep -F " session client=$CLI4:" "$IR_DIR/transcript" | head -n 1)
+	touch "$IR_DIR/mailless.log"
+	IR_SESSION=$(grep -F " session client=$CLI4:" "$IR_DIR/mailless.log" | head -n 1)
 	if [ -n "$tfirst" ]; then
 		IR_OUTCOME=bounced
 		IR_SECS=$(awk -v a="$t0" -v b="$tfirst" 'BEGIN { printf "%.2f", b - a }')
@@ -182,7 +203,7 @@ interop_run() {
 		IR_SECS=$(awk -v a="$t0" -v b="$trelay" 'BEGIN { printf "%.2f", b - a }')
 	elif grep -qF "$IR_RCPT" "$IR_DIR/queue"; then
 		IR_OUTCOME=deferred
-	elif [ "$(grep -cF " session client=$CLI4:" "$IR_DIR/transcript")" -ge 2 ]; then
+	elif [ "$(grep -cF " session client=$CLI4:" "$IR_DIR/mailless.log")" -ge 2 ]; then
 		# Not queued, no DSN, a second session: the DSN went to mailless
 		# (after a 521 greeting it never names its envelope).
 		IR_OUTCOME=relayed

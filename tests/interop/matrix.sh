@@ -49,7 +49,7 @@ for mta in $mtas; do
 		fi
 		rm -rf "$out/runs/$mta-$engine-$dialect"
 		mkdir -p "$out/runs/$mta-$engine-$dialect"
-		for f in transcript dsn syslog queue classify; do
+		for f in transcript mailless.log dsn syslog queue classify wire.pcap; do
 			[ -e "$IR_DIR/$f" ] && cp -a "$IR_DIR/$f" "$out/runs/$mta-$engine-$dialect/"
 		done
 		printf '%s\t' "$mta" "$(clean "$IR_VERSION")" "$engine" "$dialect" "$IR_OUTCOME" \

@@ -108,6 +108,21 @@ for r in rows:
     if r["session"] not in ("", "-"):
         out.append("%s/%s/%s: %s" % (r["mta"], r["engine"], r["dialect"], r["session"]))
 out.append("```")
+out.append("")
+out.append("What each MTA and mailless said on the wire in the default configuration (kernel engine, "
+           "`rcpt`; tests/interop/transcript.py, from tcpdump on the receiver's veth):")
+runs = os.path.join(os.path.dirname(os.path.abspath(tsv)), "runs")
+for mta, version in mtas:
+    try:
+        text = open(os.path.join(runs, "%s-kernel-rcpt" % mta, "transcript")).read().rstrip("\n")
+    except OSError:
+        continue
+    out.append("")
+    out.append("%s:" % version)
+    out.append("")
+    out.append("```")
+    out.append(text)
+    out.append("```")
 open(doc, "w").write("\n".join(out) + "\n")
 
 # ---- the README's table
