@@ -6,8 +6,9 @@
 # configuration (dialect rcpt), in both engines (tests/interop/interop.sh).
 # Each run must meet tests/interop/expect.sh: a bounce within 2 s that
 # Sisimai reads as a hard bounce, reason notaccept (dma and nullmailer: what
-# they do instead); and mailless's session line must name the MTA's address
-# and the envelope. `make interop` runs the whole matrix (docs/interop.md).
+# they do instead); the transcript (tcpdump on the receiver's veth) must show
+# the MTA's RCPT answered 521 5.3.2; and mailless's session line must name the
+# MTA's address and the envelope. `make interop` runs the whole matrix (docs/interop.md).
 #
 # The MTAs' roots (tests/interop/root.sh) are built when missing: about 1 GB
 # and 1 minute each on first use, cached in /var/cache/mailless/interop.
@@ -18,7 +19,7 @@ ml_init t_interop
 . "$ML_TESTS/interop/expect.sh"
 
 missing=""
-for c in mmdebstrap dnsmasq perl; do
+for c in mmdebstrap dnsmasq perl tcpdump; do
 	command -v "$c" >/dev/null || missing="$missing $c"
 done
 perl -MSisimai -e1 2>/dev/null || missing="$missing libsisimai-perl"
@@ -81,6 +82,13 @@ for mta in ${MLT_INTEROP_MTAS:-$IR_MTAS}; do
 			else
 				fail "$name: no double bounce" "$(tail -n 5 "$IR_DIR/syslog" | tr '\n' '|')"
 			fi
+		fi
+		# The wire: the MTA's RCPT (sendmail writes "RCPT To:"), answered 521 5.3.2.
+		if grep -A1 -ixF "C: RCPT TO:<$IR_RCPT>" "$IR_DIR/transcript" |
+			grep -qxF "S: 521 5.3.2 $IR_MX does not accept mail"; then
+			ok "$name: the transcript has RCPT answered 521 5.3.2"
+		else
+			fail "$name: the transcript has RCPT answered 521 5.3.2" "$(head -c 1200 "$IR_DIR/transcript")"
 		fi
 		# Who misaddressed mail: the MTA's address and the envelope.
 		case $IR_SESSION in

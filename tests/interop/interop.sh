@@ -105,10 +105,11 @@ interop_run() {
 	# Started directly (not through in_ns, a function: "&" would fork a
 	# subshell, and $! would not be the process to stop).
 	#   tcpdump: the wire, on the receiver's veth, for the transcript
-	#   (-U: each packet written as it comes, so a stop loses none).
+	#   (--immediate-mode -U: each packet read and written as it comes;
+	#   without, a block of the last second's packets is lost at the stop).
 	cap=""
 	if command -v tcpdump >/dev/null; then
-		nsenter --net="/run/netns/$SRV_NS" tcpdump -i veth0 -U -n -s 0 -w "$IR_DIR/wire.pcap" \
+		nsenter --net="/run/netns/$SRV_NS" tcpdump -i veth0 --immediate-mode -U -n -s 0 -w "$IR_DIR/wire.pcap" \
 			tcp port 25 >"$IR_DIR/tcpdump.log" 2>&1 </dev/null &
 		cap=$!
 		ML_PIDS+=("$cap")
