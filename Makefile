@@ -79,9 +79,8 @@ SKELS     := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
 DEPS_RUN  := clang llvm libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev make gcc pkg-config
 # swaks needs IO::Socket::INET6 for IPv6 on Debian 12 (13's swaks does without).
 # xz-utils: Debian 13's kernel modules are .ko.xz, unpacked for the VM tests (tests/vm/).
-# libsisimai-perl, dnsmasq-base, tcpdump: the interop tests' bounce classifier,
-# DNS and transcripts
-# (tests/interop/; the MTAs themselves live in roots of their own, never on the host).
+# libsisimai-perl, dnsmasq-base, tcpdump: the interop tests' bounce classifier, DNS
+# and transcripts (tests/interop/; the MTAs live in roots of their own, never on the host).
 DEPS_TEST := $(DEPS_RUN) python3 swaks libio-socket-inet6-perl iproute2 util-linux strace \
 	     qemu-system-x86 busybox-static cpio kmod prometheus curl xdp-tools nftables binutils \
 	     libclang-rt-dev xz-utils mmdebstrap debian-archive-keyring libsisimai-perl dnsmasq-base tcpdump

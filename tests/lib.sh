@@ -79,7 +79,7 @@ ml_cleanup() {
 }
 
 ml_pair() {
-	local tag=$1 x=$2 net4=${3:-10.231.$2} net6=${4:-$(printf 'fd00:231:%x' "$2")}
+	local tag=$1 net4=${3:-10.231.$2} net6=${4:-$(printf 'fd00:231:%x' "$2")}
 	SRV_NS=$PREFIX-${tag}s
 	CLI_NS=$PREFIX-${tag}c
 	SRV4=$net4.1
