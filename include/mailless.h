@@ -34,7 +34,6 @@ enum ml_dialect {
  *
  * The texts are in ml_render() (user/server.c), one table for both dialects.
  */
-/* The texts (with RFC 3463 codes in rcpt) are ml_render()'s table, user/server.c. */
 enum ml_op {
 	ML_OP_END = 0,		/* end of the opcode list; the rest is padding */
 	ML_OP_GREET,		/* 220 (rcpt) or 521 (rfc7504) greeting */
