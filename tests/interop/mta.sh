@@ -3,9 +3,12 @@
 # MTA runs as Debian's package installs it (tests/interop/root.sh), with its
 # default configuration; the only changes are the ones a run needs:
 #   - its own name: sender.test (the jail's host name, /etc/mailname), so
-#     that alice@sender.test, the envelope sender, is a local mailbox;
-#   - nothing for routing: the run's DNS gives mailless.test an MX record,
-#     mx.mailless.test, at mailless's address, as the Internet would.
+#     that alice@sender.test, the envelope sender, is a local mailbox
+#     (Postfix's myhostname, Courier's locals);
+#   - that it sends mail at all: Exim's "internet site" answer;
+#   - for routing, nothing but nullmailer's relay: the run's DNS gives
+#     mailless.test an MX record, mx.mailless.test, at mailless's address,
+#     as the Internet would.
 # Sourced by jail.sh (setup, start: run as the jail's PID 1, with J set) and
 # by interop.sh (the rest: run from the host with J set to the jail's root
 # inside its mount namespace, through jx).
