@@ -210,7 +210,8 @@ tools/loadgen: tools/loadgen.c Makefile
 
 # Test programs (C): built by `make test`, also copied into the VMs (tests/vm/).
 TEST_BINS := $(OUT)/tests/wirecheck $(OUT)/tests/unit_proto $(OUT)/tests/unit_bucket \
-	     $(OUT)/tests/guard_table $(OUT)/tests/unit_srctab $(OUT)/tests/mailless-reject
+	     $(OUT)/tests/guard_table $(OUT)/tests/unit_srctab $(OUT)/tests/mailless-reject \
+	     $(OUT)/tests/mailless-hooks
 .PHONY: tests-build
 tests-build: $(TEST_BINS)
 $(OUT)/tests/%: tests/c/%.c | $(OUT)/tests
@@ -225,8 +226,8 @@ $(OUT)/tests/guard_table: tests/c/guard_table.c $(OUT)/guard.skel.h include/guar
 
 # A controller whose sk_msg program every verifier rejects (an unchecked
 # packet read, under MLT_VERIFIER_REJECT): tests/t_refuse.sh checks that
-# mailless names the program and the verifier's complaint. Only kern.c
-# includes the skeleton; it is built again against this one.
+# mailless names the program and the verifier's complaint. Only eng_kernel.c
+# loads the skeleton; it is built again against this one.
 $(OUT)/reject:
 	$(Q)mkdir -p $@
 $(OUT)/reject/responder.bpf.o: bpf/responder.bpf.c Makefile | $(OUT)/reject
@@ -235,10 +236,22 @@ $(OUT)/reject/responder.bpf.o: bpf/responder.bpf.c Makefile | $(OUT)/reject
 $(OUT)/reject/responder.skel.h: $(OUT)/reject/responder.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name responder > $@
-$(OUT)/reject/kern.o: user/kern.c Makefile $(OUT)/reject/responder.skel.h $(SKELS)
+$(OUT)/reject/eng_kernel.o: user/eng_kernel.c Makefile $(OUT)/reject/responder.skel.h $(SKELS)
 	$(call msg,CC,$@)
 	$(Q)$(CC) -I$(OUT)/reject $(ML_CPPFLAGS) $(ML_CFLAGS) -c $< -o $@
-$(OUT)/tests/mailless-reject: $(filter-out $(OUT)/user/kern.o,$(patsubst user/%.c,$(OUT)/user/%.o,$(USER_SRCS))) $(OUT)/reject/kern.o | $(OUT)/tests
+$(OUT)/tests/mailless-reject: $(filter-out $(OUT)/user/eng_kernel.o,$(patsubst user/%.c,$(OUT)/user/%.o,$(USER_SRCS))) $(OUT)/reject/eng_kernel.o | $(OUT)/tests
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ML_CFLAGS) $(ML_LDFLAGS) $^ $(LDLIBS) -o $@
+
+# A controller with the test hooks (ML_TEST_HOOKS: MAILLESS_TEST_RING_KIB
+# shrinks the event ring, tests/t_kernel.sh): never in ./mailless, which
+# tests/t_hardening.sh checks.
+$(OUT)/hooks:
+	$(Q)mkdir -p $@
+$(OUT)/hooks/eng_kernel.o: user/eng_kernel.c Makefile $(SKELS) | $(OUT)/hooks
+	$(call msg,CC,$@)
+	$(Q)$(CC) -DML_TEST_HOOKS $(ML_CPPFLAGS) $(ML_CFLAGS) -c $< -o $@
+$(OUT)/tests/mailless-hooks: $(filter-out $(OUT)/user/eng_kernel.o,$(patsubst user/%.c,$(OUT)/user/%.o,$(USER_SRCS))) $(OUT)/hooks/eng_kernel.o | $(OUT)/tests
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ML_CFLAGS) $(ML_LDFLAGS) $^ $(LDLIBS) -o $@
 

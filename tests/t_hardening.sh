@@ -11,6 +11,7 @@
 #                 objects and, where the C start files allow, the binary
 #                 (-fcf-protection; x86 only)
 # for ./mailless (or $MAILLESS) and tools/loadgen, tools/floor if built.
+# and that it has no test hooks (ML_TEST_HOOKS: .output/tests/mailless-hooks).
 # The sanitizer build (make SAN=1) is not checked: ASan replaces the fortify
 # and stack-guard checks with its own.
 . "$(dirname "$0")/lib.sh"
@@ -105,6 +106,29 @@ objs_cet() {
 }
 
 check mailless "$MAILLESS" 1
+# Test hooks (ML_TEST_HOOKS) are only in .output/tests/mailless-hooks: the
+# shipped binary reads no MAILLESS_TEST_* variable. The test build shows
+# that the method can find one.
+hooks() {
+	local f=$1
+	strings -a "$f" | grep -o 'MAILLESS_TEST_[A-Z_]*' | sort -u | tr '\n' ' '
+}
+h=$(hooks "$MAILLESS")
+if [ -z "$h" ]; then
+	ok "mailless: no test hooks"
+else
+	fail "mailless: no test hooks" "it reads $h(build it without -DML_TEST_HOOKS)"
+fi
+if [ -x "$ML_TOP/.output/tests/mailless-hooks" ]; then
+	h=$(hooks "$ML_TOP/.output/tests/mailless-hooks")
+	if [ -n "$h" ]; then
+		ok "mailless-hooks: the test build has them ($h)"
+	else
+		fail "mailless-hooks: the test build has them" "no MAILLESS_TEST_* string: the check above cannot fail"
+	fi
+else
+	skip "mailless-hooks" "not built (make tests-build)"
+fi
 case $(uname -m) in x86_64 | i?86) objs_cet ;; esac
 for t in loadgen floor; do
 	if [ -x "$ML_TOP/tools/$t" ]; then

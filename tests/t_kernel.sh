@@ -202,7 +202,8 @@ else
 fi
 
 # ---- ring buffer overflow: lost events are recovered from the session map
-if ml_pair r 122 && MAILLESS_TEST_RING_KIB=4 ml_start RSRV "$SRV_NS" "$PIN-ring" -l "$SRV4:25" \
+# (the test build: the shipped binary has no MAILLESS_TEST_RING_KIB)
+if ml_pair r 122 && MAILLESS=$ML_TOP/.output/tests/mailless-hooks MAILLESS_TEST_RING_KIB=4 ml_start RSRV "$SRV_NS" "$PIN-ring" -l "$SRV4:25" \
 	-H "$HOST" --engine kernel --max-sessions 4000 --max-sessions-per-source 0 --log-rate 0 \
 	>"$ML_TMP/start.msg"; then
 	res=$(in_ns "$CLI_NS" "$ML_TOP/tools/loadgen" -q --allow-remote -s idle -c 3000 -d 1 \

@@ -13,10 +13,12 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "admin.h"
 #include "guardctl.h"
 #include "log.h"
 #include "mailless.h"
-#include "server.h"
+#include "maps.h"
+#include "pins.h"
 
 #define maps ml_pinned_maps
 #define progs ml_pinned_progs
@@ -77,7 +79,7 @@ static void print_kernel_attachments(const struct ml_info *inf, const __u32 *ids
 	printf("sk_msg verdict on sockhash: %s\n", on_msg == 1 ? "attached" : "NOT attached");
 }
 
-int ml_kernel_status(const char *dir, int json)
+int ml_admin_status(const char *dir, int json)
 {
 	struct ml_info inf = {};
 	__u32 zero = 0, ids[N(progs)] = {};
@@ -175,7 +177,7 @@ int ml_kernel_status(const char *dir, int json)
 	return 0;
 }
 
-int ml_kernel_unload(const char *dir)
+int ml_admin_unload(const char *dir)
 {
 	struct ml_info inf = {};
 	__u32 zero = 0;
@@ -192,7 +194,7 @@ int ml_kernel_unload(const char *dir)
 		close(ifd);
 	}
 	if (locked == 1) {
-		err("mailless (pid %u) is running with %s: stop it with kill -TERM %u",
+		log_err("mailless (pid %u) is running with %s: stop it with kill -TERM %u",
 		    inf.pid, dir, inf.pid);
 		return 1;
 	}
@@ -217,7 +219,7 @@ int ml_kernel_unload(const char *dir)
 		if (!rmdir(inf.cgroup))
 			printf("removed cgroup %s\n", inf.cgroup);
 		else if (errno != ENOENT)
-			err("cannot remove cgroup %s: %s", inf.cgroup, strerror(errno));
+			log_err("cannot remove cgroup %s: %s", inf.cgroup, strerror(errno));
 	}
 	mfd = ml_pinned_fd(dir, "socks");
 	if (mfd >= 0) {

@@ -65,7 +65,7 @@ int ml_need_caps(const char *who, unsigned int need)
 	}
 	if (!miss[0])
 		return 0;
-	err("%s needs the capabilities %s (or CAP_SYS_ADMIN); this process lacks %s: "
+	log_err("%s needs the capabilities %s (or CAP_SYS_ADMIN); this process lacks %s: "
 	    "run it as root, or grant them (systemd: AmbientCapabilities=%s "
 	    "CAP_NET_BIND_SERVICE)", who, all, miss, all);
 	return -EPERM;

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "parse.h"
 
 const char *ml_dialect_name(unsigned int d)
 {
@@ -119,45 +120,6 @@ static int parse_listen(struct ml_listen *l, const char *s, int need_port,
 bad:
 	snprintf(err, errlen, "bad listen address '%s' (want ADDR[:PORT], "
 		 "e.g. 192.0.2.1:25 or [2001:db8::1]:25)", s);
-	return -EINVAL;
-}
-
-int ml_parse_uint(const char *key, const char *val, unsigned int min,
-		  unsigned int max, unsigned int *out, char *err, size_t errlen)
-{
-	unsigned long v;
-	char *end;
-
-	/* Plain decimal digits: strtoul alone would take " 5", "+5", and
-	 * "-18446744073709551611" (as 5). */
-	errno = 0;
-	v = strtoul(val, &end, 10);
-	if (errno || *end || !isdigit((unsigned char)val[0]) || v < min || v > max) {
-		snprintf(err, errlen, "bad value '%s' for %s (want a whole number %u-%u)",
-			 val, key, min, max);
-		return -EINVAL;
-	}
-	*out = v;
-	return 0;
-}
-
-int ml_parse_choice(const char *key, const char *val, const char *const *names, int n,
-		    int *out, char *err, size_t errlen)
-{
-	size_t o;
-	int i;
-
-	for (i = 0; i < n; i++)
-		if (!strcmp(val, names[i])) {
-			*out = i;
-			return 0;
-		}
-	o = snprintf(err, errlen, "bad %s '%s' (want", key, val);
-	for (i = 0; i < n && o < errlen; i++)
-		o += snprintf(err + o, errlen - o, "%s %s", i == 0 ? "" : i == n - 1 ? " or" : ",",
-			      names[i]);
-	if (o < errlen)
-		snprintf(err + o, errlen - o, ")");
 	return -EINVAL;
 }
 
@@ -310,7 +272,7 @@ static int read_file(struct ml_opts *o)
 		if (errno == ENOENT && !o->conf_required)
 			return 0;
 		ret = -errno;
-		err("cannot read config %s: %s", o->conf_path, strerror(errno));
+		log_err("cannot read config %s: %s", o->conf_path, strerror(errno));
 		return ret;
 	}
 	while (fgets(line, sizeof(line), f)) {
@@ -318,7 +280,7 @@ static int read_file(struct ml_opts *o)
 
 		lineno++;
 		if (!strchr(line, '\n') && !feof(f)) {
-			err("%s:%d: line too long (at most %zu characters)",
+			log_err("%s:%d: line too long (at most %zu characters)",
 			    o->conf_path, lineno, sizeof(line) - 2);
 			ret = -EINVAL;
 			break;
@@ -331,7 +293,7 @@ static int read_file(struct ml_opts *o)
 			continue;
 		eq = strchr(k, '=');
 		if (!eq) {
-			err("%s:%d: expected 'key = value', got '%s'", o->conf_path, lineno, k);
+			log_err("%s:%d: expected 'key = value', got '%s'", o->conf_path, lineno, k);
 			ret = -EINVAL;
 			break;
 		}
@@ -342,7 +304,7 @@ static int read_file(struct ml_opts *o)
 		if (!strcmp(k, "listen") && file_listens++ == 0)
 			o->nlisten = 0;
 		if (ml_opts_set(o, k, v, err, sizeof(err))) {
-			err("%s:%d: %s", o->conf_path, lineno, err);
+			log_err("%s:%d: %s", o->conf_path, lineno, err);
 			ret = -EINVAL;
 			break;
 		}
@@ -363,7 +325,7 @@ int ml_opts_load(struct ml_opts *o, const struct ml_cli_set *cli, int ncli)
 		if (!strcmp(cli[i].key, "listen") && cli_listens++ == 0)
 			o->nlisten = 0;
 		if (ml_opts_set(o, cli[i].key, cli[i].val, err, sizeof(err))) {
-			err("%s", err);
+			log_err("%s", err);
 			return -EINVAL;
 		}
 	}

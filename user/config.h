@@ -77,12 +77,6 @@ int ml_opts_load(struct ml_opts *o, const struct ml_cli_set *cli, int ncli);
 void ml_guard_opts_defaults(struct ml_guard_opts *g);
 int ml_guard_opts_set(struct ml_guard_opts *g, const char *key, const char *val,
 		      char *err, size_t errlen);
-/* A whole number in [min, max], or -EINVAL with why in err. */
-int ml_parse_uint(const char *key, const char *val, unsigned int min,
-		  unsigned int max, unsigned int *out, char *err, size_t errlen);
-/* One of n names: *out gets its index, or -EINVAL lists the names in err. */
-int ml_parse_choice(const char *key, const char *val, const char *const *names, int n,
-		    int *out, char *err, size_t errlen);
 const char *ml_dialect_name(unsigned int d);
 const char *ml_engine_name(enum ml_engine e);
 

@@ -32,7 +32,8 @@
 #include "guardctl.h"
 #include "guard.skel.h"
 #include "log.h"
-#include "server.h"
+#include "parse.h"
+#include "pins.h"
 
 /* What the guard pins under the pin dir; `unload` removes these. */
 static const char *const gd_maps[] = {
@@ -242,7 +243,7 @@ static int lpm_add(struct lists *l, int deny, const char *tok, const char *where
 	int v6, i, r;
 
 	if (parse_prefix(tok, &v6, addr, &len)) {
-		err("%s: bad prefix '%s' (want ADDR[/LEN])", where, tok);
+		log_err("%s: bad prefix '%s' (want ADDR[/LEN])", where, tok);
 		return -EINVAL;
 	}
 	i = (v6 ? 2 : 0) + deny;
@@ -258,9 +259,11 @@ static int lpm_add(struct lists *l, int deny, const char *tok, const char *where
 		r = bpf_map_update_elem(l->fd[i], &k, &one, BPF_ANY);
 	}
 	if (r) {
-		err("%s: cannot add prefix '%s': %s%s", where, tok, strerror(errno),
-		    errno == ENOSPC || errno == E2BIG ? " (at most 65536 per list and family)" : "");
-		return -errno;
+		int e = errno;
+
+		log_err("%s: cannot add prefix '%s': %s%s", where, tok, strerror(e),
+			e == ENOSPC || e == E2BIG ? " (at most 65536 per list and family)" : "");
+		return -e;
 	}
 	l->n[i]++;
 	return 0;
@@ -288,7 +291,7 @@ static int lpm_add_file(struct lists *l, int deny, const char *path)
 
 	if (!f) {
 		r = -errno;
-		err("cannot read %s-file %s: %s", deny ? "deny" : "allow", path, strerror(errno));
+		log_err("cannot read %s-file %s: %s", deny ? "deny" : "allow", path, strerror(errno));
 		return r;
 	}
 	while (!r && fgets(line, sizeof(line), f)) {
@@ -325,7 +328,7 @@ static int lists_build(struct lists *l, const struct ml_guard_opts *g)
 	for (i = 0; i < 4; i++)
 		if (l->fd[i] < 0) {
 			r = -errno;
-			err("cannot create a prefix list (LPM trie): %s", strerror(errno));
+			log_err("cannot create a prefix list (LPM trie): %s", strerror(errno));
 			lists_close(l);
 			return r;
 		}
@@ -398,11 +401,11 @@ static int publish(struct ml_guard *gd, const struct ml_opts *o, unsigned int ge
 		r = -errno;
 	if (!r) {
 		gd->slot = idle;
-		info("xdp guard: syn-rate %u/s, burst %u, per /%u and /%u; allow %ld+%ld, "
+		log_info("xdp guard: syn-rate %u/s, burst %u, per /%u and /%u; allow %ld+%ld, "
 		     "deny %ld+%ld prefixes (IPv4+IPv6)", o->guard.syn_rate, o->guard.syn_burst,
 		     o->guard.prefix4, o->guard.prefix6, l.n[0], l.n[2], l.n[1], l.n[3]);
 	} else {
-		err("publishing the guard's configuration: %s", strerror(-r));
+		log_err("publishing the guard's configuration: %s", strerror(-r));
 	}
 	lists_close(&l);	/* the outer maps hold the new tries; the old go */
 	free(c);
@@ -410,11 +413,6 @@ static int publish(struct ml_guard *gd, const struct ml_opts *o, unsigned int ge
 }
 
 /* ---- attach ------------------------------------------------------------- */
-
-static void pin_path(char *buf, size_t len, const char *dir, const char *name)
-{
-	snprintf(buf, len, "%s/%s", dir, name);
-}
 
 /* Is something already on ifindex that we may not join? Says what. */
 static int iface_busy(const char *name, int ifindex)
@@ -427,7 +425,7 @@ static int iface_busy(const char *name, int ifindex)
 		return 0;	/* nothing attached */
 	main_prog = xdp_multiprog__main_prog(mp);
 	if (main_prog && xdp_multiprog__is_legacy(mp)) {
-		err("%s already has XDP program %s (id %u, %s mode) attached alone, "
+		log_err("%s already has XDP program %s (id %u, %s mode) attached alone, "
 		    "not through libxdp's dispatcher; mailless will not replace it. "
 		    "The two can run side by side only where the kernel allows libxdp's "
 		    "dispatcher (freplace programs, BPF_PROG_TYPE_EXT)%s%s%s. Detach it "
@@ -502,7 +500,7 @@ static void leave_netns(int back)
 {
 	if (back >= 0) {
 		if (setns(back, CLONE_NEWNET))
-			warn("cannot return to our network namespace: %s", strerror(errno));
+			log_warn("cannot return to our network namespace: %s", strerror(errno));
 		close(back);
 	}
 }
@@ -518,7 +516,7 @@ static int detach_recorded(const char *dir, int verbose)
 	__u32 zero = 0, i;
 	int fd, left = 0, back = -1;
 
-	pin_path(p, sizeof(p), dir, "guard_info");
+	ml_pin_path(p, sizeof(p), dir, "guard_info");
 	fd = bpf_obj_get(p);
 	if (fd >= 0) {
 		bpf_map_lookup_elem(fd, &zero, &inf);
@@ -527,7 +525,7 @@ static int detach_recorded(const char *dir, int verbose)
 	if (inf.nif && enter_netns(&inf, &back)) {
 		/* Its process is gone and we are in another namespace: the
 		 * interfaces cannot be named from here. Keep the pins. */
-		err("the XDP guard was attached in another network namespace (cookie %llu) "
+		log_err("the XDP guard was attached in another network namespace (cookie %llu) "
 		    "to %s%s: run this there (nsenter --net=/run/netns/NAME mailless unload)",
 		    (unsigned long long)inf.netns_cookie, inf.ifname[0], inf.nif > 1 ? ", ..." : "");
 		return -1;
@@ -550,11 +548,11 @@ static int detach_recorded(const char *dir, int verbose)
 		xdp_program__close(prog);
 	}
 	leave_netns(back);
-	pin_path(p, sizeof(p), dir, GD_PROG_PIN);
+	ml_pin_path(p, sizeof(p), dir, GD_PROG_PIN);
 	if (unlink(p) && errno != ENOENT)
 		left++;
 	for (i = 0; i < N(gd_maps); i++) {
-		pin_path(p, sizeof(p), dir, gd_maps[i]);
+		ml_pin_path(p, sizeof(p), dir, gd_maps[i]);
 		if (unlink(p) && errno != ENOENT)
 			left++;
 	}
@@ -571,19 +569,19 @@ static int pin_all(struct ml_guard *gd)
 
 		if (strncmp(name, "guard_", 6) || strchr(name, '.'))
 			continue;
-		pin_path(p, sizeof(p), gd->pin_dir, name);
+		ml_pin_path(p, sizeof(p), gd->pin_dir, name);
 		if (bpf_map__pin(map, p))
 			return -errno;
 	}
-	pin_path(p, sizeof(p), gd->pin_dir, GD_PROG_PIN);
+	ml_pin_path(p, sizeof(p), gd->pin_dir, GD_PROG_PIN);
 	if (bpf_obj_pin(xdp_program__fd(gd->prog), p))
 		return -errno;
 	return 0;
 }
 
-int ml_guard_start(struct ml_server *srv)
+int ml_guard_start(struct ml_guard **gp, const struct ml_opts *o)
 {
-	const struct ml_guard_opts *g = &srv->opts.guard;
+	const struct ml_guard_opts *g = &o->guard;
 	enum xdp_attach_mode want = g->mode == ML_XDP_NATIVE ? XDP_MODE_NATIVE :
 				    g->mode == ML_XDP_SKB ? XDP_MODE_SKB : XDP_MODE_UNSPEC;
 	DECLARE_LIBXDP_OPTS(xdp_program_opts, xo, .prog_name = "ml_guard");
@@ -600,15 +598,15 @@ int ml_guard_start(struct ml_server *srv)
 	gd = calloc(1, sizeof(*gd));
 	if (!gd)
 		return -ENOMEM;
-	srv->guard = gd;
-	snprintf(gd->pin_dir, sizeof(gd->pin_dir), "%s", srv->opts.pin_dir);
+	*gp = gd;
+	snprintf(gd->pin_dir, sizeof(gd->pin_dir), "%s", o->pin_dir);
 	/* A crashed run's guard: detach it and drop its pins first. */
 	detach_recorded(gd->pin_dir, 0);
 
 	for (i = 0; i < g->niface; i++) {
 		gd->info.ifindex[i] = if_nametoindex(g->iface[i]);
 		if (!gd->info.ifindex[i]) {
-			err("xdp: no interface '%s' in this network namespace", g->iface[i]);
+			log_err("xdp: no interface '%s' in this network namespace", g->iface[i]);
 			e = -ENODEV;
 			goto fail;
 		}
@@ -617,14 +615,14 @@ int ml_guard_start(struct ml_server *srv)
 	gd->skel = guard__open();
 	if (!gd->skel) {
 		e = -errno;
-		err("opening the XDP guard object: %s", strerror(errno));
+		log_err("opening the XDP guard object: %s", strerror(errno));
 		goto fail;
 	}
 	xo.obj = gd->skel->obj;
 	gd->prog = xdp_program__create(&xo);
 	if ((e = (int)libxdp_get_error(gd->prog))) {
 		gd->prog = NULL;
-		err("libxdp: preparing the XDP guard: %s", strerror(-e));
+		log_err("libxdp: preparing the XDP guard: %s", strerror(-e));
 		goto fail;
 	}
 	for (i = 0; i < g->niface; i++) {
@@ -643,18 +641,18 @@ int ml_guard_start(struct ml_server *srv)
 		e = xdp_program__attach(gd->prog, ifindex, want, 0);
 		if (e) {
 			if (want == XDP_MODE_NATIVE && (e == -EOPNOTSUPP || e == -EINVAL))
-				err("xdp: native mode is not available on %s (its driver has no "
+				log_err("xdp: native mode is not available on %s (its driver has no "
 				    "XDP support: %s); use --xdp-mode skb, or auto", name,
 				    strerror(-e));
 			else if (e == -ENOENT)
-				err("xdp: attaching the guard to %s: libxdp found no "
+				log_err("xdp: attaching the guard to %s: libxdp found no "
 				    "xdp-dispatcher.o (package libxdp1; LIBXDP_OBJECT_PATH "
 				    "names another directory)", name);
 			else if (e == -EEXIST || e == -EBUSY)
-				err("xdp: %s already has an XDP program that libxdp cannot join "
+				log_err("xdp: %s already has an XDP program that libxdp cannot join "
 				    "(%s); mailless did not replace it", name, strerror(-e));
 			else
-				err("xdp: attaching the guard to %s: %s", name, strerror(-e));
+				log_err("xdp: attaching the guard to %s: %s", name, strerror(-e));
 			goto fail;
 		}
 		gd->attached[i] = 1;
@@ -663,15 +661,15 @@ int ml_guard_start(struct ml_server *srv)
 		gd->info.mode[i] = gd_mode(got);
 		gd->info.multiprog[i] = behind_dispatcher(ifindex);
 		if (want == XDP_MODE_UNSPEC && got == XDP_MODE_SKB)
-			info("xdp: native XDP is not available on %s; libxdp attached the "
+			log_info("xdp: native XDP is not available on %s; libxdp attached the "
 			     "guard in skb (generic) mode", name);
-		info("xdp guard on %s: %s mode, %s", name, mode_name(gd->info.mode[i]),
+		log_info("xdp guard on %s: %s mode, %s", name, mode_name(gd->info.mode[i]),
 		     gd->info.multiprog[i] ? "through libxdp's dispatcher (other XDP "
 		     "programs can run beside it)" : "alone (libxdp's dispatcher is "
 		     "unavailable here; another XDP program cannot join it)");
 	}
 	gd->slot = 1;	/* publish() writes slot 0 first */
-	if ((e = publish(gd, &srv->opts, 1)))
+	if ((e = publish(gd, o, 1)))
 		goto fail;
 	gd->info.pid = getpid();
 	gd->info.prog_id = xdp_program__id(gd->prog);
@@ -683,47 +681,46 @@ int ml_guard_start(struct ml_server *srv)
 	}
 	bpf_map_update_elem(bpf_map__fd(gd->skel->maps.guard_info), &zero, &gd->info, BPF_ANY);
 	if ((e = pin_all(gd))) {
-		err("pinning the XDP guard under %s: %s", gd->pin_dir, strerror(-e));
+		log_err("pinning the XDP guard under %s: %s", gd->pin_dir, strerror(-e));
 		goto fail;
 	}
 	return 0;
 fail:
-	ml_guard_stop(srv);
+	ml_guard_stop(gp);
 	return e ? e : -EINVAL;
 }
 
-int ml_guard_reload(struct ml_server *srv, const struct ml_opts *n)
+int ml_guard_reload(struct ml_guard *gd, struct ml_opts *cur, const struct ml_opts *n)
 {
-	struct ml_guard *gd = srv->guard;
 	static unsigned int gen = 1;
 	struct ml_opts o;
 
 	if (!gd) {
 		if (n->guard.niface)
-			warn("reload: xdp changes apply after a restart");
+			log_warn("reload: xdp changes apply after a restart");
 		return 0;
 	}
-	if (n->guard.niface != srv->opts.guard.niface ||
-	    memcmp(n->guard.iface, srv->opts.guard.iface, sizeof(n->guard.iface)) ||
-	    n->guard.mode != srv->opts.guard.mode)
-		warn("reload: xdp and xdp-mode changes apply after a restart");
+	if (n->guard.niface != cur->guard.niface ||
+	    memcmp(n->guard.iface, cur->guard.iface, sizeof(n->guard.iface)) ||
+	    n->guard.mode != cur->guard.mode)
+		log_warn("reload: xdp and xdp-mode changes apply after a restart");
 	/* Served ports stay those of the running listeners. */
-	o = srv->opts;
+	o = *cur;
 	o.guard = n->guard;
-	memcpy(o.guard.iface, srv->opts.guard.iface, sizeof(o.guard.iface));
-	o.guard.niface = srv->opts.guard.niface;
-	o.guard.mode = srv->opts.guard.mode;
+	memcpy(o.guard.iface, cur->guard.iface, sizeof(o.guard.iface));
+	o.guard.niface = cur->guard.niface;
+	o.guard.mode = cur->guard.mode;
 	if (publish(gd, &o, ++gen)) {
-		err("reload: keeping the guard's previous limits and prefix lists");
+		log_err("reload: keeping the guard's previous limits and prefix lists");
 		return -EINVAL;
 	}
-	srv->opts.guard = o.guard;
+	cur->guard = o.guard;
 	return 0;
 }
 
-void ml_guard_stop(struct ml_server *srv)
+void ml_guard_stop(struct ml_guard **gp)
 {
-	struct ml_guard *gd = srv->guard;
+	struct ml_guard *gd = *gp;
 	char p[PATH_MAX + 64];
 	unsigned int i;
 
@@ -739,21 +736,21 @@ void ml_guard_stop(struct ml_server *srv)
 					gd->info.mode[i] == GD_MODE_NATIVE ? XDP_MODE_NATIVE :
 					XDP_MODE_UNSPEC, 0);
 		if (e)
-			warn("xdp: detaching the guard from %s: %s", gd->info.ifname[i],
+			log_warn("xdp: detaching the guard from %s: %s", gd->info.ifname[i],
 			     strerror(-e));
 	}
 	for (i = 0; i < N(gd_maps); i++) {
-		pin_path(p, sizeof(p), gd->pin_dir, gd_maps[i]);
+		ml_pin_path(p, sizeof(p), gd->pin_dir, gd_maps[i]);
 		unlink(p);
 	}
-	pin_path(p, sizeof(p), gd->pin_dir, GD_PROG_PIN);
+	ml_pin_path(p, sizeof(p), gd->pin_dir, GD_PROG_PIN);
 	unlink(p);
 	if (gd->prog)
 		xdp_program__close(gd->prog);
 	if (gd->skel)
 		guard__destroy(gd->skel);
 	free(gd);
-	srv->guard = NULL;
+	*gp = NULL;
 }
 
 /* ---- counters, status, unload ------------------------------------------- */
@@ -778,10 +775,8 @@ static int read_counters_fd(int fd, struct ml_xdp_counters *x)
 	return 0;
 }
 
-int ml_guard_counters(struct ml_server *srv, struct ml_xdp_counters *x)
+int ml_guard_counters(const struct ml_guard *gd, struct ml_xdp_counters *x)
 {
-	struct ml_guard *gd = srv->guard;
-
 	if (!gd || !gd->skel)
 		return -ENOENT;
 	return read_counters_fd(bpf_map__fd(gd->skel->maps.guard_stats), x);
@@ -792,7 +787,7 @@ int ml_guard_counters_pinned(const char *dir, struct ml_xdp_counters *x)
 	char p[PATH_MAX + 64];
 	int fd, r;
 
-	pin_path(p, sizeof(p), dir, "guard_stats");
+	ml_pin_path(p, sizeof(p), dir, "guard_stats");
 	fd = bpf_obj_get(p);
 	if (fd < 0)
 		return -ENOENT;
@@ -829,7 +824,7 @@ void ml_guard_status(const char *dir, int json)
 	__u32 zero = 0, i;
 	int fd, back = -1, away;
 
-	pin_path(p, sizeof(p), dir, "guard_info");
+	ml_pin_path(p, sizeof(p), dir, "guard_info");
 	fd = bpf_obj_get(p);
 	if (fd < 0 || bpf_map_lookup_elem(fd, &zero, &inf)) {
 		if (fd >= 0)

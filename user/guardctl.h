@@ -8,7 +8,7 @@
 #include "config.h"
 #include "guard.h"
 
-struct ml_server;
+struct ml_guard;
 
 /* Summed per-CPU counters of map guard_stats, indexed by enum gd_stat. */
 struct ml_xdp_counters {
@@ -17,13 +17,14 @@ struct ml_xdp_counters {
 
 /* Attach the guard to opts.guard's interfaces (nothing if none), publish its
  * limits and lists and pin it under the pin dir. Negative errno, said why. */
-int ml_guard_start(struct ml_server *srv);
-/* SIGHUP: new limits and prefix lists from n, swapped in atomically. */
-int ml_guard_reload(struct ml_server *srv, const struct ml_opts *n);
-/* Detach from every interface and unpin. */
-void ml_guard_stop(struct ml_server *srv);
+int ml_guard_start(struct ml_guard **gp, const struct ml_opts *o);
+/* SIGHUP: new limits and prefix lists from n, swapped in atomically; the
+ * running options cur take them (gd NULL: no guard, nothing to do). */
+int ml_guard_reload(struct ml_guard *gd, struct ml_opts *cur, const struct ml_opts *n);
+/* Detach from every interface and unpin; *gp becomes NULL. */
+void ml_guard_stop(struct ml_guard **gp);
 /* Counters of the running guard; -ENOENT when there is none. */
-int ml_guard_counters(struct ml_server *srv, struct ml_xdp_counters *x);
+int ml_guard_counters(const struct ml_guard *gd, struct ml_xdp_counters *x);
 int ml_guard_counters_pinned(const char *pin_dir, struct ml_xdp_counters *x);
 /* `mailless status` (json: a ,"xdp":{...} member) and `unload`. */
 void ml_guard_status(const char *pin_dir, int json);

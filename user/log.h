@@ -23,9 +23,9 @@ struct ml_bpf_reject {
 };
 const struct ml_bpf_reject *ml_libbpf_reject(void);
 
-#define err(...)	ml_log(ML_ERROR, __VA_ARGS__)
-#define warn(...)	ml_log(ML_WARN, __VA_ARGS__)
-#define info(...)	ml_log(ML_INFO, __VA_ARGS__)
-#define dbg(...)	ml_log(ML_DEBUG, __VA_ARGS__)
+#define log_err(...)	ml_log(ML_ERROR, __VA_ARGS__)
+#define log_warn(...)	ml_log(ML_WARN, __VA_ARGS__)
+#define log_info(...)	ml_log(ML_INFO, __VA_ARGS__)
+#define log_dbg(...)	ml_log(ML_DEBUG, __VA_ARGS__)
 
 #endif

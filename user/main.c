@@ -8,10 +8,18 @@
 #include <syslog.h>
 #include <bpf/libbpf.h>
 
+#include "admin.h"
 #include "config.h"
 #include "log.h"
 #include "server.h"
 #include "stats.h"
+
+/* The engines --engine names, in the order they are tried. */
+static const struct ml_engine_ops *const engines[][3] = {
+	[ML_ENGINE_AUTO] = { &ml_kernel_engine, &ml_user_engine, NULL },
+	[ML_ENGINE_KERNEL] = { &ml_kernel_engine, NULL },
+	[ML_ENGINE_USER] = { &ml_user_engine, NULL },
+};
 
 static void usage_main(FILE *f)
 {
@@ -180,7 +188,7 @@ static int cmd_run(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		err("unexpected argument '%s' (see: mailless run --help)", argv[optind]);
+		log_err("unexpected argument '%s' (see: mailless run --help)", argv[optind]);
 		free(cli);
 		return 2;
 	}
@@ -197,7 +205,7 @@ static int cmd_run(int argc, char **argv)
 		ml_log_level = o.log_level;
 	if (o.log_syslog)
 		openlog("mailless", LOG_PID, LOG_MAIL);
-	ret = ml_serve(&o, cli, ncli);
+	ret = ml_serve(&o, cli, ncli, engines[o.engine]);
 	free(cli);
 	return ret ? 1 : 0;
 }
@@ -226,7 +234,7 @@ static int cmd_admin(int argc, char **argv, const char *cmd)
 		case 'w':
 			watch = strtoul(optarg, &end, 10);
 			if (*end || !*optarg || watch < 1 || watch > 3600) {
-				err("bad --watch '%s' (want seconds, 1-3600)", optarg);
+				log_err("bad --watch '%s' (want seconds, 1-3600)", optarg);
 				return 2;
 			}
 			break;
@@ -242,8 +250,8 @@ static int cmd_admin(int argc, char **argv, const char *cmd)
 	if (!strcmp(cmd, "stats"))
 		return ml_stats_cmd(dir, json, prom, watch);
 	if (!strcmp(cmd, "status"))
-		return ml_kernel_status(dir, json);
-	return ml_kernel_unload(dir);
+		return ml_admin_status(dir, json);
+	return ml_admin_unload(dir);
 }
 
 int main(int argc, char **argv)
@@ -265,6 +273,6 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "status") || !strcmp(argv[1], "unload") ||
 	    !strcmp(argv[1], "stats"))
 		return cmd_admin(argc - 1, argv + 1, argv[1]);
-	err("unknown command '%s' (see: mailless --help)", argv[1]);
+	log_err("unknown command '%s' (see: mailless --help)", argv[1]);
 	return 2;
 }

@@ -21,7 +21,9 @@
 
 #include "guardctl.h"
 #include "http.h"
+#include "clock.h"
 #include "log.h"
+#include "maps.h"
 #include "metrics.h"
 #include "server.h"
 #include "stats.h"
@@ -60,8 +62,8 @@ char *ml_metrics_render(struct ml_server *srv, size_t *len)
 
 	if (!f)
 		return NULL;
-	ml_bpf_read_stats(srv, &c);
-	b.xdp = ml_guard_counters(srv, &x) ? NULL : &x;
+	ml_maps_counters(srv->maps, &srv->ctr, &c);
+	b.xdp = ml_guard_counters(srv->guard, &x) ? NULL : &x;
 	ml_stats_prometheus(f, &c, &b);
 	if (fclose(f)) {
 		free(buf);
@@ -122,7 +124,7 @@ static void write_file(struct ml_server *srv)
 		static uint64_t last;
 
 		if (ml_now_ms() - last > 60000) {	/* say it once a minute */
-			warn("cannot write metrics file %s (temp file %s): %s", path, tmp,
+			log_warn("cannot write metrics file %s (temp file %s): %s", path, tmp,
 			     strerror(e));
 			last = ml_now_ms();
 		}
@@ -153,8 +155,10 @@ int ml_metrics_open(struct ml_server *srv, int tag)
 		    setsockopt(m->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
 		    bind(m->lfd, (const struct sockaddr *)&l->ss, l->len) ||
 		    listen(m->lfd, 64) || epoll_ctl(srv->epfd, EPOLL_CTL_ADD, m->lfd, &ev)) {
-			err("cannot serve metrics on %s: %s", l->text, strerror(errno));
-			return -errno;
+			int e = errno;
+
+			log_err("cannot serve metrics on %s: %s", l->text, strerror(e));
+			return -e;
 		}
 	}
 	return 0;
@@ -254,7 +258,7 @@ static void io(struct ml_server *srv, struct scraper *sc)
 		if (n < 0) {
 			if (errno == EAGAIN) {
 				struct epoll_event ev = { .events = EPOLLOUT,
-					.data.u64 = ((uint64_t)ML_TAG_METRICS << 32) | (sc - srv->metrics->sc + 1) };
+					.data.u64 = ML_TAG(ML_TAG_METRICS, sc - srv->metrics->sc + 1) };
 
 				epoll_ctl(srv->epfd, EPOLL_CTL_MOD, sc->fd, &ev);
 				return;
@@ -307,7 +311,7 @@ void ml_metrics_event(struct ml_server *srv, uint32_t which)
 		m->sc[i].fd = fd;
 		m->sc[i].rlen = 0;
 		m->sc[i].accepted_ms = ml_now_ms();
-		ev.data.u64 = ((uint64_t)ML_TAG_METRICS << 32) | (uint32_t)(i + 1);
+		ev.data.u64 = ML_TAG(ML_TAG_METRICS, i + 1);
 		if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev))
 			drop(srv, &m->sc[i]);
 	}

@@ -7,9 +7,8 @@
 
 struct ml_server;
 
-#define ML_TAG_METRICS 5	/* epoll tag (server.c's TAG_*) */
-
-/* Open the metrics listener (if configured) and add it to the epoll set. */
+/* Open the metrics listener (if configured) and add it to the epoll set
+ * with epoll tag `tag` (server.h's ML_TAG_*). */
 int ml_metrics_open(struct ml_server *srv, int tag);
 /* epoll event: which = 0 for the listener, 1.. for a scraper. */
 void ml_metrics_event(struct ml_server *srv, uint32_t which);

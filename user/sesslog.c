@@ -12,9 +12,10 @@
 #include <string.h>
 #include <syslog.h>
 
+#include "clock.h"
+#include "config.h"
 #include "log.h"
 #include "proto.h"
-#include "server.h"
 #include "sesslog.h"
 
 static const char *const reason_name[] = {
@@ -32,23 +33,22 @@ static const char *const reason_name[] = {
 };
 
 /* Token bucket: at most opts.log_rate lines a second, bursts of as many. */
-int ml_sesslog_allow(struct ml_server *srv)
+int ml_sesslog_allow(struct ml_sesslog *lg)
 {
 	uint64_t now = ml_now_ms();
-	double rate = srv->opts.log_rate;
+	double rate = lg->o->log_rate;
 
-	if (!srv->opts.log_rate || ml_log_level < ML_INFO)
+	if (!lg->o->log_rate || ml_log_level < ML_INFO)
 		return 0;
-	srv->log_tokens += (now - srv->log_refill_ms) * rate / 1000.0;
-	if (srv->log_tokens > rate)
-		srv->log_tokens = rate;
-	srv->log_refill_ms = now;
-	if (srv->log_tokens >= 1) {
-		srv->log_tokens -= 1;
+	lg->tokens += (now - lg->refill_ms) * rate / 1000.0;
+	if (lg->tokens > rate)
+		lg->tokens = rate;
+	lg->refill_ms = now;
+	if (lg->tokens >= 1) {
+		lg->tokens -= 1;
 		return 1;
 	}
-	ml_count(srv, ML_ST_LOG_DROPPED, 1);
-	return 0;
+	return -1;
 }
 
 /* An address as the log shows it: IPv4 for v4-mapped, [v6] otherwise. */
@@ -109,7 +109,7 @@ void ml_sesslog_escape(char *out, size_t outlen, const __u8 *s, __u32 n, __u32 t
 		snprintf(out + o, outlen - o, "...(%u octets)", total);
 }
 
-void ml_sesslog_print(struct ml_server *srv, const char *client, const char *local,
+void ml_sesslog_print(const struct ml_sesslog *lg, const char *client, const char *local,
 		      const struct ml_summary *m, int reason, uint64_t dur_ms)
 {
 	static const char *const verb[] = {
@@ -127,7 +127,7 @@ void ml_sesslog_print(struct ml_server *srv, const char *client, const char *loc
 		if (m->verbs & (1u << v))
 			snprintf(verbs + strlen(verbs), sizeof(verbs) - strlen(verbs), "%s%s",
 				 verbs[0] ? "," : "", verb[v]);
-	if (srv->opts.dialect == ML_DIALECT_RCPT && (m->verbs & (1u << ML_V_MAIL) ||
+	if (lg->o->dialect == ML_DIALECT_RCPT && (m->verbs & (1u << ML_V_MAIL) ||
 						     m->nrcpt)) {
 		ml_sesslog_escape(from, sizeof(from), m->from, m->from_len, m->from_total);
 		ml_sesslog_escape(rcpt, sizeof(rcpt), m->rcpt, m->rcpt_len, m->rcpt_total);
@@ -136,11 +136,11 @@ void ml_sesslog_print(struct ml_server *srv, const char *client, const char *loc
 	}
 	snprintf(line, sizeof(line), "session client=%s local=%s dialect=%s duration_ms=%llu "
 		 "verbs=%s commands=%u replies=%u%s end=%s", client, local,
-		 ml_dialect_name(srv->opts.dialect), (unsigned long long)dur_ms,
+		 ml_dialect_name(lg->o->dialect), (unsigned long long)dur_ms,
 		 verbs[0] ? verbs : "-", m->ncmds, m->nreplies, env,
 		 reason > 0 && reason <= ML_ST_CLOSE_SHUTDOWN ? reason_name[reason] : "reset");
-	if (srv->opts.log_syslog)
+	if (lg->o->log_syslog)
 		syslog(LOG_MAIL | LOG_INFO, "%s", line);
 	else
-		info("%s", line);
+		log_info("%s", line);
 }

@@ -8,16 +8,24 @@
 
 #include "mailless.h"
 
-struct ml_server;
+struct ml_opts;
 
-/* May one more session line go out now? Counts the ones that may not. */
-int ml_sesslog_allow(struct ml_server *srv);
+/* The session log: its settings and its per-second budget. */
+struct ml_sesslog {
+	const struct ml_opts *o;	/* log_rate, log_syslog, dialect */
+	double tokens;
+	uint64_t refill_ms;
+};
+
+/* May one more session line go out now? 1: yes; 0: session lines are off;
+ * -1: over the budget (the caller counts it as a dropped line). */
+int ml_sesslog_allow(struct ml_sesslog *lg);
 void ml_sesslog_addr(char *buf, size_t len, const __u32 addr[4], unsigned int port);
 void ml_sesslog_sockaddr(char *buf, size_t len, const struct sockaddr_storage *ss);
 /* An envelope argument (n of total octets) as the log line shows it:
  * printable ASCII, \xHH for the rest, "...(T octets)" if cut; outlen >= 1. */
 void ml_sesslog_escape(char *out, size_t outlen, const __u8 *s, __u32 n, __u32 total);
-void ml_sesslog_print(struct ml_server *srv, const char *client, const char *local,
+void ml_sesslog_print(const struct ml_sesslog *lg, const char *client, const char *local,
 		      const struct ml_summary *m, int reason, uint64_t dur_ms);
 
 #endif

@@ -15,7 +15,7 @@
 
 #include "guardctl.h"
 #include "log.h"
-#include "server.h"
+#include "pins.h"
 #include "stats.h"
 
 enum { COUNTER, GAUGE };
@@ -342,7 +342,7 @@ int ml_stats_cmd(const char *dir, int json, int prom, unsigned int watch)
 		if (json)
 			printf("{\"error\":\"no mailless counters pinned at %s\"}\n", dir);
 		else
-			err("no mailless counters pinned at %s: is `mailless run` running "
+			log_err("no mailless counters pinned at %s: is `mailless run` running "
 			    "(with --pin-dir %s)? ", dir, dir);
 		return 1;
 	}
@@ -369,7 +369,7 @@ int ml_stats_cmd(const char *dir, int json, int prom, unsigned int watch)
 		if (watch_stop)
 			break;
 		if (read_pinned(dir, &now, &b, host, sizeof(host))) {
-			err("the counters at %s are gone: mailless stopped", dir);
+			log_err("the counters at %s are gone: mailless stopped", dir);
 			return 1;
 		}
 		read_pinned_xdp(dir, &b, &xnow);

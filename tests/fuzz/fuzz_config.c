@@ -24,7 +24,7 @@
 #include "config.h"
 #include "log.h"
 #include "proto.h"
-#include "server.h"
+#include "replies.h"
 
 #define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, "fuzz_config: " __VA_ARGS__); \
 	fprintf(stderr, " (%s:%d: %s)\n", __FILE__, __LINE__, #c); abort(); } } while (0)

@@ -1,30 +1,60 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * ueng.c - the user engine: the same dialogue (include/proto.h) answered from
- * the epoll loop, for hosts without BPF, and the oracle the differential test
- * compares the kernel engine with.
+ * eng_user.c - the user engine: the same dialogue (include/proto.h) answered
+ * from the epoll loop, for hosts without BPF, and the oracle the differential
+ * test compares the kernel engine with. It still pins the responder's maps
+ * (configuration, counters) when it may create BPF maps, so that `mailless
+ * stats` and bpftool see it as they see the kernel engine.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <linux/sockios.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <bpf/libbpf.h>
 
+#include "clock.h"
 #include "log.h"
+#include "maps.h"
+#include "pins.h"
 #include "proto.h"
+#include "responder.skel.h"
 #include "server.h"
 #include "sesslog.h"
 
 #define RX_CHUNK	16384
-#define DRAIN_MS	5000	/* for the closing reply to leave (as kern.c) */
+#define DRAIN_MS	5000	/* for the closing reply to leave (as the kernel's) */
+
+/* The user engine's own per-session state: it reads and parses the client's
+ * bytes, so it carries what the kernel engine keeps in the sessions map. */
+struct ml_usess {
+	uint64_t last_rx_ms;		/* last byte received */
+	struct ml_parser parser;
+	struct ml_summary sum;
+	struct sockaddr_storage peer;
+	char *obuf;
+	uint32_t olen, ooff, ocap;
+	int closing;			/* a closing reply is in obuf */
+};
+
+/* Count a reply this engine sends (the kernel engine's sk_msg program
+ * counts its own, and the controller's lines that pass through it). */
+static void count_reply(struct ml_server *srv, unsigned int op)
+{
+	ml_count(srv, ml_code_stat(ml_op_code(srv->render.dialect, op)), 1);
+	ml_count(srv, ML_ST_TX_BYTES, srv->render.replies[op].len);
+}
 
 /* At accept, before anything is sent: a session refused as busy has its
  * 421 counted and its log line too. */
-int ml_usess_new(struct ml_session *s, const struct sockaddr_storage *peer)
+static int u_admit(struct ml_server *srv, struct ml_session *s,
+		   const struct sockaddr_storage *peer)
 {
+	ml_count(srv, ML_ST_ADMITTED, 1);	/* sock_ops counts the kernel's */
 	s->u = calloc(1, sizeof(*s->u));
 	if (!s->u)
 		return -ENOMEM;
@@ -189,7 +219,7 @@ static void u_io(struct ml_server *srv, struct ml_session *s, uint32_t events)
 				lost(srv, s);
 				return;
 			}
-			ml_count_reply(srv, op);
+			count_reply(srv, op);
 			s->u->sum.nreplies++;
 			if (ml_op_closes(op)) {
 				s->u->closing = 1;
@@ -226,26 +256,114 @@ static void u_drain(struct ml_server *srv, struct ml_session *s)
 	ml_session_close(srv, s);
 }
 
+/* A greeting or 421 the controller wrote left: this engine counts it. */
+static void u_sent(struct ml_server *srv, struct ml_session *s, unsigned int op)
+{
+	count_reply(srv, op);
+	s->u->sum.nreplies++;	/* set at accept for this engine */
+}
+
 /* The session line, while the socket still has its addresses. */
-static void u_close(struct ml_server *srv, struct ml_session *s)
+static void log_line(struct ml_server *srv, struct ml_session *s)
 {
 	struct sockaddr_storage l = {};
 	socklen_t ll = sizeof(l);
 	char client[64] = "-", local[64] = "-";
 
-	if (!s->u || !ml_sesslog_allow(srv))	/* no state: its allocation failed */
+	if (!s->u || !ml_session_log_ok(srv))	/* no state: its allocation failed */
 		return;
 	ml_sesslog_sockaddr(client, sizeof(client), &s->u->peer);
 	if (!getsockname(s->fd, (struct sockaddr *)&l, &ll))
 		ml_sesslog_sockaddr(local, sizeof(local), &l);
-	ml_sesslog_print(srv, client, local, &s->u->sum, s->reason, ml_now_ms() - s->start_ms);
+	ml_sesslog_print(&srv->log, client, local, &s->u->sum, s->reason,
+			 ml_now_ms() - s->start_ms);
+}
+
+static void u_close(struct ml_server *srv, struct ml_session *s)
+{
+	log_line(srv, s);
+	if (s->u) {
+		free(s->u->obuf);
+		free(s->u);
+		s->u = NULL;
+	}
+	close(s->fd);
+}
+
+
+/*
+ * The responder's maps, pinned as the kernel engine pins them, when BPF maps
+ * can be made here: the object is loaded with every program's autoload off.
+ * Serving does not depend on them, so a failure is a warning.
+ */
+static int open_maps(struct ml_server *srv, struct ml_maps *m)
+{
+	struct bpf_program *prog;
+	struct ml_info inf = {};
+	struct responder *skel;
+	int e;
+
+	ml_log_libbpf(ml_log_level < ML_DEBUG);
+	if ((e = ml_maps_lock(m, srv->opts.pin_dir)))
+		return e;
+	skel = responder__open();
+	if (!skel)
+		return -errno;
+	m->skel = skel;
+	bpf_object__for_each_program(prog, skel->obj)
+		bpf_program__set_autoload(prog, false);
+	bpf_map__set_max_entries(skel->maps.socks, 1);
+	bpf_map__set_max_entries(skel->maps.sessions, 1);
+	bpf_map__set_max_entries(skel->maps.events, 4096);	/* unused here */
+	if (responder__load(skel))
+		return -errno;
+	inf.pid = getpid();
+	inf.engine = ML_INFO_ENGINE_USER;
+	inf.max_sessions = srv->opts.max_sessions;
+	inf.started = time(NULL);
+	snprintf(inf.hostname, sizeof(inf.hostname), "%s", srv->opts.hostname);
+	if ((e = ml_maps_write_config(m, &srv->render, 0)) || (e = ml_maps_set_info(m, &inf)) ||
+	    (e = ml_maps_pin(m)))
+		return e;
+	return 0;
+}
+
+static int u_start(struct ml_server *srv)
+{
+	struct ml_maps *m = calloc(1, sizeof(*m));
+
+	if (m) {
+		m->lock_fd = -1;
+		if (!open_maps(srv, m)) {
+			srv->maps = m;
+			return 0;
+		}
+		ml_maps_close(m);
+		free(m);
+	}
+	log_warn("cannot create BPF maps: `mailless stats` will not see this "
+		 "instance (its counters are still on --metrics-listen)");
+	return 0;
+}
+
+static void u_shutdown(struct ml_server *srv)
+{
+	if (!srv->maps)
+		return;
+	ml_maps_close(srv->maps);
+	free(srv->maps);
+	srv->maps = NULL;
 }
 
 const struct ml_engine_ops ml_user_engine = {
-	.close = u_close,
 	.name = "user",
+	.start = u_start,
+	.shutdown = u_shutdown,
+	.admit = u_admit,
 	.open = u_open,
 	.io = u_io,
 	.idle_ms = u_idle_ms,
 	.drain = u_drain,
+	.sent = u_sent,
+	.close = u_close,
 };
