@@ -462,6 +462,34 @@ def hostile_and_budget(env, engine):
         len(lines), c["log_dropped"])
 
 
+def json_names(env, engine):
+    """status -j and stats -j are JSON whatever the pin dir's name holds:
+    names from the file system are escaped, not pasted."""
+    pair = env.pair(x=190 + len(env.servers))
+    pin = env.pin_dir("%s-q" % engine) + '-"q\\b'
+    srv = env.server(pair, engine=engine, host=HOST, pin_dir=pin)
+    for cmd in (["status", "-j"], ["stats", "-j"]):
+        out = subprocess.run([MAILLESS] + cmd + ["--pin-dir", srv.pin_dir],
+                             capture_output=True, text=True, timeout=10)
+        try:
+            doc = json.loads(out.stdout)
+        except ValueError as e:
+            raise AssertionError("mailless %s: not JSON (%s): %s" % (" ".join(cmd), e,
+                                                                    out.stdout[:300]))
+        if cmd[0] == "status":
+            assert doc["pin_dir"] == pin, (doc["pin_dir"], pin)
+            assert doc["maps"][0] == pin + "/config", doc["maps"][:1]
+        else:
+            assert doc["hostname"] == HOST, doc.get("hostname")
+    # Nothing pinned there: the error is JSON too, and names the dir.
+    gone = pin + "-none"
+    for cmd in (["status", "-j"], ["stats", "-j"]):
+        out = subprocess.run([MAILLESS] + cmd + ["--pin-dir", gone], capture_output=True,
+                             text=True, timeout=10)
+        doc = json.loads(out.stdout)
+        assert doc.get("pin_dir") == gone or gone in doc.get("error", ""), doc
+
+
 def main():
     for e in skipped_engines():
         t.skip("stats/%s" % e, "engine disabled by MLT_ENGINES")
@@ -490,6 +518,8 @@ def main():
         for e in engines():
             t.run("stats/%s: hostile envelopes escaped and truncated; log budget holds" % e,
                   hostile_and_budget, env, e)
+            t.run("stats/%s: status -j and stats -j stay JSON with '\"' and '\\\\' "
+                  "in the pin dir" % e, json_names, env, e)
     shutil.rmtree(TMP, ignore_errors=True)
     return t.finish()
 

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include "admin.h"
 #include "guardctl.h"
+#include "json.h"
 #include "log.h"
 #include "mailless.h"
 #include "maps.h"
@@ -91,11 +93,14 @@ int ml_admin_status(const char *dir, int json)
 	locked = dir_locked(dir);
 	ifd = ml_pinned_fd(dir, "info");
 	if (locked < 0 || ifd < 0) {
-		if (json)
-			printf("{\"running\":false,\"pin_dir\":\"%s\"}\n", dir);
-		else
+		if (json) {
+			printf("{\"running\":false,\"pin_dir\":");
+			ml_json_str(stdout, dir);
+			printf("}\n");
+		} else {
 			printf("mailless: nothing pinned at %s (not running with the kernel "
 			       "engine, or another --pin-dir)\n", dir);
+		}
 		return 1;
 	}
 	bpf_map_lookup_elem(ifd, &zero, &inf);
@@ -127,11 +132,15 @@ int ml_admin_status(const char *dir, int json)
 	else
 		snprintf(num, sizeof(num), "%ld", nsess);
 	if (json) {
-		printf("{\"running\":%s,\"pid\":%u,\"engine\":\"%s\",\"pin_dir\":\"%s\","
-		       "\"hostname\":\"%s\",\"cgroup\":\"%s\",\"cgroup_own\":%s,"
-		       "\"sessions\":%s,\"programs\":[",
+		printf("{\"running\":%s,\"pid\":%u,\"engine\":\"%s\",\"pin_dir\":",
 		       locked == 1 && !kill(inf.pid, 0) ? "true" : "false", inf.pid,
-		       user ? "user" : "kernel", dir, inf.hostname, inf.cgroup,
+		       user ? "user" : "kernel");
+		ml_json_str(stdout, dir);
+		printf(",\"hostname\":");
+		ml_json_strn(stdout, inf.hostname, sizeof(inf.hostname));
+		printf(",\"cgroup\":");
+		ml_json_strn(stdout, inf.cgroup, sizeof(inf.cgroup));
+		printf(",\"cgroup_own\":%s,\"sessions\":%s,\"programs\":[",
 		       inf.cgroup_own ? "true" : "false", num);
 		/* The user engine loads no program: empty lists, not zeros. */
 		for (i = 0; !user && i < (int)N(progs); i++)
@@ -143,8 +152,13 @@ int ml_admin_status(const char *dir, int json)
 			       "\"sockhash_sk_skb_verdict\":%s,\"sockhash_sk_msg_verdict\":%s},"
 			       "\"maps\":[", on_cg == 1 ? "true" : "false",
 			       on_skb == 1 ? "true" : "false", on_msg == 1 ? "true" : "false");
-		for (i = 0; i < (int)N(maps); i++)
-			printf("%s\"%s/%s\"", i ? "," : "", dir, maps[i]);
+		for (i = 0; i < (int)N(maps); i++) {
+			char p[PATH_MAX];
+
+			ml_pin_path(p, sizeof(p), dir, maps[i]);
+			printf("%s", i ? "," : "");
+			ml_json_str(stdout, p);
+		}
 		printf("]");
 		ml_guard_status(dir, 1);
 		printf("}\n");

@@ -5,6 +5,7 @@
  * works from another shell while `run` runs: it needs only the pins.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <bpf/libbpf.h>
 
 #include "guardctl.h"
+#include "json.h"
 #include "log.h"
 #include "pins.h"
 #include "stats.h"
@@ -230,8 +232,10 @@ void ml_stats_json(FILE *f, const struct ml_counters *c, const struct ml_build *
 	};
 	int k;
 
-	fprintf(f, "{\"version\":\"%s\",\"engine\":\"%s\",\"dialect\":\"%s\",\"hostname\":\"%s\","
-		"\"counters\":{", ML_VERSION, b->engine, b->dialect, b->hostname);
+	fprintf(f, "{\"version\":\"%s\",\"engine\":\"%s\",\"dialect\":\"%s\",\"hostname\":",
+		ML_VERSION, b->engine, b->dialect);
+	ml_json_str(f, b->hostname);
+	fprintf(f, ",\"counters\":{");
 	for (k = 0; k < ML_ST__MAX; k++)
 		fprintf(f, "%s\"%s\":%llu", k ? "," : "", names[k], (unsigned long long)c->v[k]);
 	fprintf(f, "}");
@@ -339,9 +343,14 @@ int ml_stats_cmd(const char *dir, int json, int prom, unsigned int watch)
 
 	ret = read_pinned(dir, &now, &b, host, sizeof(host));
 	if (ret) {
-		if (json)
-			printf("{\"error\":\"no mailless counters pinned at %s\"}\n", dir);
-		else
+		if (json) {
+			char msg[PATH_MAX + 64];
+
+			snprintf(msg, sizeof(msg), "no mailless counters pinned at %s", dir);
+			printf("{\"error\":");
+			ml_json_str(stdout, msg);
+			printf("}\n");
+		} else
 			log_err("no mailless counters pinned at %s: is `mailless run` running "
 			    "(with --pin-dir %s)? ", dir, dir);
 		return 1;
