@@ -2,6 +2,7 @@
 CLANG    ?= clang
 BPFTOOL  ?= bpftool
 CC       ?= cc
+PKG_CONFIG ?= pkg-config
 V        ?= 0
 
 OUT      := .output
@@ -52,13 +53,21 @@ WARN     := -Wall -Wextra -Werror -Wno-format-truncation
 TOOL_CPPFLAGS = $(FORTIFY) $(CPPFLAGS)
 TOOL_CFLAGS   = $(HARDEN_CFLAGS) $(CFLAGS) $(WARN) -std=gnu11
 TOOL_LDFLAGS  = $(HARDEN_LDFLAGS) $(LDFLAGS)
-ML_CPPFLAGS = -Iinclude -I$(OUT) -D_GNU_SOURCE -DML_VERSION='"$(VERSION)"' $(ML_FORTIFY) $(CPPFLAGS)
+ML_CPPFLAGS = -Iinclude -I$(OUT) $(LIBS_CFLAGS) -D_GNU_SOURCE -DML_VERSION='"$(VERSION)"' $(ML_FORTIFY) $(CPPFLAGS)
 ML_CFLAGS   = $(HARDEN_CFLAGS) $(ML_SAN) $(CFLAGS) $(WARN) -std=gnu11 -MMD -MP
 ML_LDFLAGS  = $(HARDEN_LDFLAGS) $(ML_SAN) $(LDFLAGS)
-TEST_CPPFLAGS = -Iinclude -I$(OUT) -D_GNU_SOURCE $(FORTIFY) $(CPPFLAGS)
-LDLIBS   += -lxdp -lbpf -lelf -lz
-BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Iinclude \
-	    -I/usr/include/$(shell uname -m)-linux-gnu -Wall -Wextra -Werror \
+TEST_CPPFLAGS = -Iinclude -I$(OUT) $(LIBS_CFLAGS) -D_GNU_SOURCE $(FORTIFY) $(CPPFLAGS)
+# libbpf and libxdp as pkg-config reports them (their -I and -l), so that a
+# build against another prefix or version needs no edit here.
+LIBS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libbpf libxdp 2>/dev/null)
+LDLIBS   += $(shell $(PKG_CONFIG) --libs libbpf libxdp 2>/dev/null || echo -lxdp -lbpf -lelf -lz)
+# clang -target bpf does not search the host's system include directories
+# (asm/types.h is under the multiarch one): hand it the directories the
+# host compiler searches, as libbpf-bootstrap does, after its own.
+CLANG_BPF_SYS_INCLUDES ?= $(shell $(CLANG) -v -E - </dev/null 2>&1 | \
+	sed -n '/<...> search starts here:/,/End of search list./{ s| \(/.*\)|-idirafter \1|p }')
+BPF_CFLAGS := -O2 -g -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Iinclude -Ibpf \
+	    $(LIBS_CFLAGS) $(CLANG_BPF_SYS_INCLUDES) -Wall -Wextra -Werror \
 	    -Wno-unused-parameter -MMD -MP
 
 ifeq ($(V),1)
@@ -97,7 +106,7 @@ DEPS_BENCH := $(DEPS_RUN) python3 gnuplot-nox postfix ucspi-tcp
 ifeq ($(SAN),1)
 all: $(BIN)
 else
-all: mailless tools/loadgen
+all: mailless $(OUT)/tools/loadgen
 endif
 
 help:
@@ -118,7 +127,8 @@ help:
 	@echo "make interop    install missing Debian packages, build, send one message from"
 	@echo "                each of Debian's MTAs to mailless in each dialect and engine, and"
 	@echo "                write docs/interop.md and the README's dialect table (root)"
-	@echo "make tools/loadgen  build the load generator (tools/README.md)"
+	@echo "make tools      build the load generator and the floor server into $(OUT)/tools/"
+	@echo "                (tools/README.md)"
 	@echo "make toolchain-deps  the Debian 13 root's packages (tests/t_toolchain.sh,"
 	@echo "                tests/toolchain/root.sh --rebuild rebuilds the root)"
 	@echo "make clean      remove $(OUT)/, ./mailless and ./mailless-san"
@@ -134,7 +144,7 @@ $(OUT)/%.bpf.o: bpf/%.bpf.c Makefile | $(OUT)
 
 $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
-	$(Q)$(BPFTOOL) gen skeleton $< name $* > $@
+	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
 
 $(BUILD)/user/%.o: user/%.c Makefile $(SKELS) | $(BUILD)/user
 	$(call msg,CC,$@)
@@ -169,7 +179,7 @@ deps-bench:
 	$(call install_missing,$(DEPS_BENCH))
 
 bench: deps-bench
-	$(MAKE) mailless tools/loadgen tools/floor
+	$(MAKE) mailless tools
 	python3 tools/bench.py
 
 # The Debian 13 root's package list, for tests/toolchain/root.sh.
@@ -181,13 +191,13 @@ run: deps
 	./mailless run $(ARGS)
 
 test: deps-test
-	$(MAKE) mailless tools/loadgen tests-build
+	$(MAKE) mailless tools tests-build
 	$(MAKE) SAN=1 mailless-san
 	$(MAKE) fuzz-build
 	bash tests/run.sh
 
 soak: deps-test
-	$(MAKE) mailless tools/loadgen
+	$(MAKE) mailless tools
 	python3 tests/soak.py
 
 interop: deps-test
@@ -203,8 +213,16 @@ clean:
 
 -include $(wildcard $(OUT)/*.d $(BUILD)/user/*.d $(OUT)/tests/*.d)
 
-# Tools: the load generator (tools/README.md).
-tools/loadgen: tools/loadgen.c Makefile
+# Tools (tools/README.md), built under $(OUT)/tools/ like everything else;
+# `make tools/loadgen` and `make tools/floor` still name them.
+TOOLS := $(OUT)/tools/loadgen $(OUT)/tools/floor
+.PHONY: tools tools/loadgen tools/floor
+tools: $(TOOLS)
+tools/loadgen: $(OUT)/tools/loadgen
+tools/floor: $(OUT)/tools/floor
+$(OUT)/tools:
+	$(Q)mkdir -p $@
+$(OUT)/tools/loadgen: tools/loadgen.c Makefile | $(OUT)/tools
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(TOOL_CPPFLAGS) $(TOOL_CFLAGS) $(TOOL_LDFLAGS) $< -o $@
 
@@ -235,7 +253,7 @@ $(OUT)/reject/responder.bpf.o: bpf/responder.bpf.c Makefile | $(OUT)/reject
 	$(Q)$(CLANG) $(BPF_CFLAGS) -DMLT_VERIFIER_REJECT -c $< -o $@
 $(OUT)/reject/responder.skel.h: $(OUT)/reject/responder.bpf.o
 	$(call msg,GEN-SKEL,$@)
-	$(Q)$(BPFTOOL) gen skeleton $< name responder > $@
+	$(Q)$(BPFTOOL) gen skeleton $< name responder_bpf > $@
 $(OUT)/reject/eng_kernel.o: user/eng_kernel.c Makefile $(OUT)/reject/responder.skel.h $(SKELS)
 	$(call msg,CC,$@)
 	$(Q)$(CC) -I$(OUT)/reject $(ML_CPPFLAGS) $(ML_CFLAGS) -c $< -o $@
@@ -256,7 +274,7 @@ $(OUT)/tests/mailless-hooks: $(filter-out $(OUT)/user/eng_kernel.o,$(patsubst us
 	$(Q)$(CC) $(ML_CFLAGS) $(ML_LDFLAGS) $^ $(LDLIBS) -o $@
 
 # The floor server for `make bench`: the cost of TCP alone (tools/floor.c).
-tools/floor: tools/floor.c Makefile
+$(OUT)/tools/floor: tools/floor.c Makefile | $(OUT)/tools
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(TOOL_CPPFLAGS) $(TOOL_CFLAGS) $(TOOL_LDFLAGS) $< -o $@
 

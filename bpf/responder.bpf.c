@@ -10,10 +10,11 @@
  *   sk_msg    expands the opcodes into reply text from the config map and
  *             tells the controller (ring buffer) when a closing reply left.
  *
- * See DESIGN.md "Verified kernel facts" for why it is built this way: the skb
- * length must not change in the verdict program (fact 4), sk_skb cannot use
- * sk_storage (9a) and sk_msg cannot get the socket cookie, so the session map
- * is keyed by the 4-tuple, which all three program types can read.
+ * See docs/design.md, "Why it is built this way": the skb keeps its length
+ * in the verdict program ("The skb keeps its length"), and sk_skb cannot use
+ * sk_storage nor sk_msg get the socket cookie, so the session map is keyed
+ * by the 4-tuple, which all three program types can read ("Session map keyed
+ * by the 4-tuple").
  */
 #include <linux/bpf.h>
 #include <linux/tcp.h>
@@ -22,15 +23,10 @@
 
 #include "mailless.h"
 #include "proto.h"
+#include "verifier.h"
 
 #define AF_INET		2
 #define AF_INET6	10
-/* enum tcp_states (not in UAPI) */
-#define TCP_ESTABLISHED_STATE	1
-#define TCP_FIN_WAIT1_STATE	4
-#define TCP_CLOSE_STATE		7
-#define TCP_CLOSE_WAIT_STATE	8
-#define TCP_LAST_ACK_STATE	9
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -142,7 +138,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 512 * 1024);	/* set by the controller (kern.c) */
+	__uint(max_entries, 512 * 1024);	/* set by the controller (eng_kernel.c) */
 } events SEC(".maps");
 
 /*
@@ -157,7 +153,7 @@ struct {
 #define CTX_LOAD(dst, expr)						\
 	do {								\
 		dst = (expr);						\
-		asm volatile("" : "+r"(dst));				\
+		barrier_var(dst);				\
 	} while (0)
 
 #define ML_FLOW_FROM(ctx, f)						\
@@ -203,7 +199,7 @@ static __always_inline void stat_add(__u32 key, __u64 n)
 
 	/* Bound the very register that indexes: from line_done() the key is
 	 * not a constant, and 6.1 loses a bound checked on a copy. */
-	asm volatile("" : "+r"(key));
+	barrier_var(key);
 	if (v && key < ML_ST__MAX)
 		__sync_fetch_and_add(&v[key], n);
 }
@@ -238,7 +234,7 @@ static __always_inline __u32 reply_len(const struct ml_config *cfg, __u32 op)
 
 	/* Bound the very register that indexes: 6.1 loses a bound checked
 	 * on a copy (here when op came out of a masked opcode octet). */
-	asm volatile("" : "+r"(op));
+	barrier_var(op);
 	if (op >= ML_OP__MAX)
 		return 0;
 	n = cfg->replies[op].len;
@@ -327,24 +323,24 @@ int ml_sockops(struct bpf_sock_ops *skops)
 
 		__u32 old = skops->args[0];
 
-		if (st == TCP_FIN_WAIT1_STATE || st == TCP_LAST_ACK_STATE ||
-		    st == TCP_CLOSE_STATE)
+		if (st == BPF_TCP_FIN_WAIT1 || st == BPF_TCP_LAST_ACK ||
+		    st == BPF_TCP_CLOSE)
 			log_session(&f);
 		/* The client closed or reset while the controller holds the
 		 * socket: tell it, instead of an epoll registration per
 		 * session. */
-		if (st == TCP_CLOSE_WAIT_STATE ||
-		    (st == TCP_CLOSE_STATE && (old == TCP_ESTABLISHED_STATE ||
-					       old == TCP_CLOSE_WAIT_STATE)))
+		if (st == BPF_TCP_CLOSE_WAIT ||
+		    (st == BPF_TCP_CLOSE && (old == BPF_TCP_ESTABLISHED ||
+					       old == BPF_TCP_CLOSE_WAIT)))
 			peer_event(&f, st);
-		if (st == TCP_CLOSE_STATE && bpf_map_delete_elem(&sessions, &f) == 0)
+		if (st == BPF_TCP_CLOSE && bpf_map_delete_elem(&sessions, &f) == 0)
 			__sync_fetch_and_add(&sessions_live, -1);
 		return 1;
 	}
 
 	/* Several instances may share this cgroup (when the controller could
 	 * not make one of its own): take only our own namespace's sockets on
-	 * our own (family, address, port) (DESIGN.md fact 2). */
+	 * our own (family, address, port) (docs/design.md, "Data path", 2). */
 	CTX_LOAD(fam, skops->family);
 	if (bpf_get_netns_cookie(skops) != netns_cookie || !served(&f, fam))
 		return 1;
@@ -367,7 +363,7 @@ int ml_sockops(struct bpf_sock_ops *skops)
 	*ck = s.cookie;
 	__sync_fetch_and_add(&sessions_live, 1);
 	/* So that TCP_CLOSE removes the session entry: none outlives its
-	 * socket (DESIGN.md fact 9a). */
+	 * socket (docs/design.md, "Session map keyed by the 4-tuple"). */
 	bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG);
 	stat_add(ML_ST_ADMITTED, 1);
 	return 1;
@@ -380,13 +376,14 @@ int ml_sockops(struct bpf_sock_ops *skops)
 #define SEG_TEXT_MAX (60 * 1024)
 
 /* min(left, CHUNK) for a helper's length argument, left >= 1. 6.1 cannot
- * prove n >= 1 from a branch (DESIGN.md), so the bound is arithmetic, on
+ * prove n >= 1 from a branch (docs/design.md, "Verifier and compiler
+ * notes"), so the bound is arithmetic, on
  * the register the helper gets. */
 static __always_inline __u32 chunk_len(__u32 left)
 {
 	__u32 n = left > CHUNK ? CHUNK : left;
 
-	asm volatile("" : "+r"(n));
+	barrier_var(n);
 	return ((n - 1) & (CHUNK - 1)) + 1;
 }
 
@@ -512,7 +509,7 @@ static long scan_step(__u64 index, void *data)
 			break;
 		/* An index, not a pointer clang walks along: 6.1 cannot bound
 		 * the walk (it read past the buffer at the 65th step). */
-		asm volatile("" : "+r"(k));
+		barrier_var(k);
 		verb = ml_feed(&sc->s->parser, sc->buf[k & (CHUNK - 1)]);
 		if (verb != ML_V_NONE) {
 			j++;
@@ -529,7 +526,7 @@ static long scan_step(__u64 index, void *data)
 	 * returning the unknown value (refused: "At callback return the
 	 * register R0 has unknown scalar value"); clang 14 keeps it. Hidden
 	 * from clang, the result must be tested by both. */
-	asm volatile("" : "+r"(stop));
+	barrier_var(stop);
 	return stop ? 1 : 0;
 }
 
@@ -556,15 +553,16 @@ static long zero_pad(__u64 index, void *data)
 	return 0;
 }
 
-/* Packet offsets of the helpers stop below 64 KiB (MAX_PACKET_OFF): no
- * segment longer than this is redirected, so that every octet of one that is
- * can be overwritten. Loopback and GRO can deliver longer ones. */
-#define SEG_MAX 0xffff
+/* No segment longer than the helpers' packet offsets reach is redirected, so
+ * that every octet of one that is can be overwritten. Loopback and GRO can
+ * deliver longer ones. */
+#define SEG_MAX ML_PACKET_OFF_MAX
 
 /*
  * The segment cannot be answered in place: drop it, stop answering, and have
  * the controller send the 421 op (ML_EV_FAIL). Nothing of the segment goes
- * out; replies still queued from earlier segments go first (kern.c waits).
+ * out; replies still queued from earlier segments go first (the controller
+ * waits: eng_kernel_close.c).
  */
 static __always_inline int verdict_fail(struct ml_sock *s, __u32 op)
 {
@@ -608,7 +606,7 @@ int ml_verdict(struct __sk_buff *skb)
 		return verdict_fail(s, ML_OP_PIPELINE);
 
 	/* Linearize everything, or the unpulled rest leaks to the client on
-	 * redirect (DESIGN.md fact 4). */
+	 * redirect (docs/design.md, "The skb keeps its length"). */
 	if (bpf_skb_pull_data(skb, len))
 		return verdict_fail(s, ML_OP_ERROR);
 
@@ -716,7 +714,7 @@ static __always_inline int put_reply(struct expand *ex, const struct ml_config *
 		 * copy bounded before the barrier is not related to the one
 		 * added to the pointer on 6.1. The range check needs
 		 * umax + 1 <= MAX_PACKET_OFF. */
-		asm volatile("" : "+r"(p));
+		barrier_var(p);
 		if (p >= SEG_MAX)
 			return -1;
 		d = data + p;
@@ -738,7 +736,7 @@ static long expand_op(__u64 index, void *data)
 	__u32 op, slot;
 
 	/* As in count_op(): a 64-bit index, bounded on that very register. */
-	asm volatile("" : "+r"(off));
+	barrier_var(off);
 	if (off >= SEG_MAX || d + off + 1 > end)
 		goto fail;
 	op = d[off];
@@ -792,7 +790,7 @@ static long count_op(__u64 index, void *data)
 	 * `if w1 > 0xfffe` and `r1 &= 0xffff`, from which 6.1 learns only
 	 * umax 0xffff, one more than a packet range allows ("R3 offset is
 	 * outside of the packet"). */
-	asm volatile("" : "+r"(i));
+	barrier_var(i);
 	if (i >= SEG_MAX || d + i + 1 > end)
 		return 1;
 	b = d[i];

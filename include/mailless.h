@@ -32,7 +32,7 @@ enum ml_dialect {
  * sends itself ('2', '4' or '5' first). The controller's own opcodes after
  * ML_OP_KERNEL_MAX only index the reply table.
  *
- * The texts are in ml_render() (user/server.c), one table for both dialects.
+ * The texts are in ml_render() (user/replies.c), one table for both dialects.
  */
 enum ml_op {
 	ML_OP_END = 0,		/* end of the opcode list; the rest is padding */
@@ -116,13 +116,7 @@ static inline __u32 ml_backlog_limit(int sndbuf)
 	return half < ML_BACKLOG_MAX ? half : ML_BACKLOG_MAX;
 }
 
-/*
- * Counters, one PERCPU_ARRAY slot each (map `stats`, key type enum ml_stat so
- * that bpftool prints the names). The BPF programs count what they see; the
- * controller owns the close reasons and the gauges (ml_stat_controller()) and
- * writes them into CPU 0's slot, which the programs never touch for those
- * keys. The user engine counts everything itself, with the same meaning.
- */
+/* Every counter: its enum name, its field name (what bpftool shows). */
 #define ML_STATS(X)							\
 	X(ADMITTED, admitted)		/* connections accepted for service */ \
 	X(CLOSE_QUIT, close_quit)	/* sessions closed after 221 */	\
@@ -169,9 +163,9 @@ static inline __u32 ml_backlog_limit(int sndbuf)
  * struct ml_stats: bpftool prints every counter by name, and the code indexes
  * it as an array by enum ml_stat (both come from ML_STATS, so they agree).
  * The BPF programs count what they see; the controller owns the close reasons
- * and the gauges (ml_stat_controller()) and writes them into CPU 0's slot,
- * which the programs never touch. The user engine counts everything itself,
- * with the same meaning.
+ * and the gauges (ML_ST_CLOSE_*, ACTIVE, LOG_DROPPED, EVENTS_LOST,
+ * SESSIONS_MAP) and writes them into its own map, stats_ctl, which `stats`
+ * adds. The user engine counts everything itself, with the same meaning.
  */
 enum ml_stat {
 #define ML_STAT_ENUM(e, f) ML_ST_##e,
@@ -185,15 +179,6 @@ struct ml_stats {
 	ML_STATS(ML_STAT_FIELD)
 #undef ML_STAT_FIELD
 };
-
-/* Keys the controller writes (close reasons, gauges); the rest are the BPF
- * programs' in the kernel engine. */
-static inline int ml_stat_controller(unsigned int k)
-{
-	return (k >= ML_ST_CLOSE_QUIT && k <= ML_ST_CLOSE_SHUTDOWN) ||
-	       k == ML_ST_ACTIVE || k == ML_ST_LOG_DROPPED || k == ML_ST_EVENTS_LOST ||
-	       k == ML_ST_SESSIONS_MAP;
-}
 
 struct ml_reply {
 	__u32 len;

@@ -132,7 +132,7 @@ static inline __u32 ml_feed(struct ml_parser *p, __u8 c)
 	return ML_V_NONE;
 }
 
-/* The reply a verb gets in a dialect (RFC 1846 / RFC 7504; DESIGN.md table). */
+/* The reply a verb gets in a dialect (RFC 1846 / RFC 7504; README, "What a client sees"). */
 static inline __u32 ml_reply_op(__u32 dialect, __u32 verb)
 {
 	switch (verb) {

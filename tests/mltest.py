@@ -478,7 +478,7 @@ def _sigterm(signum, frame):
 # inner one is written). rcpt: RFC 3463 enhanced codes after the code in all
 # but the greeting, HELO, EHLO and BUSY. rfc7504 answers every command but
 # QUIT with "reject" and negotiates nothing: None marks what it never sends.
-# The server's copy is ml_render() in user/server.c; tests/c/wirecheck.c
+# The server's copy is ml_render() in user/replies.c; tests/c/wirecheck.c
 # (no Python in the VMs) has a third.
 TEXTS = {
     "rcpt": {

@@ -23,7 +23,7 @@ each within -t 10; then, once idle again, the end figures. It passes when:
 Prints the figures as a table (markdown). SOAK_DOC=1 also writes the table
 into docs/reliability.md, between its "soak:begin" and "soak:end" markers.
 Exit status 0 iff every engine passed. Needs root; builds nothing (make soak
-builds mailless and tools/loadgen first).
+builds mailless and .output/tools/loadgen first).
 
 The helpers here are also used by tests/t_soak.py.
 """
@@ -37,7 +37,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mltest import TOP, Env, StartError, Suite, bpftool_json, converse, one_line, sh
 
-LOADGEN = os.path.join(TOP, "tools", "loadgen")
+LOADGEN = os.path.join(TOP, ".output", "tools", "loadgen")
 MIB = 1024 * 1024
 RSS_MARGIN = 2 * MIB
 SLAB_MARGIN = 8 * MIB
@@ -137,7 +137,7 @@ def snapshot(srv, pin_dir, engine):
 # --------------------------------------------------------------- load
 
 def loadgen(ns, args, timeout, note=None):
-    """Run tools/loadgen -j in namespace ns; returns its JSON (dict). Past
+    """Run the load generator (.output/tools/loadgen) -j in namespace ns; returns its JSON (dict). Past
     `timeout` seconds it gets SIGTERM (it then reports what it measured),
     and the dict carries "killed": True."""
     cmd = ["nsenter", "--net=/run/netns/%s" % ns, LOADGEN, "-j"] + list(args)

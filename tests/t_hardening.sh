@@ -10,7 +10,7 @@
 #   CET           endbr64 code, and .note.gnu.property IBT and SHSTK in the
 #                 objects and, where the C start files allow, the binary
 #                 (-fcf-protection; x86 only)
-# for ./mailless (or $MAILLESS) and tools/loadgen, tools/floor if built.
+# for ./mailless (or $MAILLESS) and .output/tools/loadgen, floor if built,
 # and that it has no test hooks (ML_TEST_HOOKS: .output/tests/mailless-hooks).
 # The sanitizer build (make SAN=1) is not checked: ASan replaces the fortify
 # and stack-guard checks with its own.
@@ -131,8 +131,8 @@ else
 fi
 case $(uname -m) in x86_64 | i?86) objs_cet ;; esac
 for t in loadgen floor; do
-	if [ -x "$ML_TOP/tools/$t" ]; then
-		check "tools/$t" "$ML_TOP/tools/$t" 1
+	if [ -x "$ML_TOP/.output/tools/$t" ]; then
+		check "tools/$t" "$ML_TOP/.output/tools/$t" 1
 	else
 		skip "tools/$t" "not built (make tools/$t)"
 	fi

@@ -206,7 +206,7 @@ fi
 if ml_pair r 122 && MAILLESS=$ML_TOP/.output/tests/mailless-hooks MAILLESS_TEST_RING_KIB=4 ml_start RSRV "$SRV_NS" "$PIN-ring" -l "$SRV4:25" \
 	-H "$HOST" --engine kernel --max-sessions 4000 --max-sessions-per-source 0 --log-rate 0 \
 	>"$ML_TMP/start.msg"; then
-	res=$(in_ns "$CLI_NS" "$ML_TOP/tools/loadgen" -q --allow-remote -s idle -c 3000 -d 1 \
+	res=$(in_ns "$CLI_NS" "$ML_TOP/.output/tools/loadgen" -q --allow-remote -s idle -c 3000 -d 1 \
 		-t 20 "$SRV4:25" 2>&1 | tail -n 1)
 	note "loadgen: $res"
 	for i in $(seq 50); do # the sweep runs within 100 ms; closes may be in flight

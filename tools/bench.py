@@ -38,8 +38,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, ".output", "bench")
-LOADGEN = os.path.join(ROOT, "tools", "loadgen")
-FLOOR = os.path.join(ROOT, "tools", "floor")
+LOADGEN = os.path.join(ROOT, ".output", "tools", "loadgen")
+FLOOR = os.path.join(ROOT, ".output", "tools", "floor")
 MAILLESS = os.path.join(ROOT, "mailless")
 POSTFIX_MASTER = "/usr/lib/postfix/sbin/master"
 

@@ -13,7 +13,7 @@
  * completes a reply.
  *
  * Build: cc -O2 -Wall -Wextra -Werror -o loadgen tools/loadgen.c
- * (or make tools/loadgen). See tools/README.md.
+ * (or make tools/loadgen: .output/tools/loadgen). See tools/README.md.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>

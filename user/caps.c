@@ -13,14 +13,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/capability.h>
 
 #include "caps.h"
 #include "log.h"
-
-#define CAP_NET_ADMIN_	12
-#define CAP_SYS_ADMIN_	21
-#define CAP_PERFMON_	38
-#define CAP_BPF_	39
 
 /* Is capability cap in our effective set? (/proc/self/status CapEff) */
 static int has_cap(int cap)
@@ -45,14 +41,14 @@ int ml_need_caps(const char *who, unsigned int need)
 		int cap;
 		const char *name;
 	} caps[] = {
-		{ ML_CAP_BPF, CAP_BPF_, "CAP_BPF" },
-		{ ML_CAP_PERFMON, CAP_PERFMON_, "CAP_PERFMON" },
-		{ ML_CAP_NET_ADMIN, CAP_NET_ADMIN_, "CAP_NET_ADMIN" },
+		{ ML_CAP_BPF, CAP_BPF, "CAP_BPF" },
+		{ ML_CAP_PERFMON, CAP_PERFMON, "CAP_PERFMON" },
+		{ ML_CAP_NET_ADMIN, CAP_NET_ADMIN, "CAP_NET_ADMIN" },
 	};
 	char all[64] = "", miss[64] = "";
 	size_t i;
 
-	if (has_cap(CAP_SYS_ADMIN_))
+	if (has_cap(CAP_SYS_ADMIN))
 		return 0;
 	for (i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
 		if (!(need & caps[i].bit))

@@ -167,7 +167,7 @@ static int fill_listeners(struct ml_server *srv, struct kpriv *k)
 static void k_shutdown(struct ml_server *srv)
 {
 	struct kpriv *k = srv->eng_priv;
-	struct responder *skel;
+	struct responder_bpf *skel;
 
 	if (!k)
 		return;
@@ -197,7 +197,7 @@ static void k_shutdown(struct ml_server *srv)
 static int k_start(struct ml_server *srv)
 {
 	struct kpriv *k;
-	struct responder *skel;
+	struct responder_bpf *skel;
 	char cg[PATH_MAX];
 	struct ml_info inf = {};
 	__u64 netns = 0;
@@ -240,7 +240,7 @@ static int k_start(struct ml_server *srv)
 		goto fail;
 	if ((e = ml_maps_lock(&k->maps, srv->opts.pin_dir)))
 		goto fail;
-	skel = responder__open();
+	skel = responder_bpf__open();
 	if (!skel) {
 		e = -errno;
 		ml_explain_bpf("opening the BPF object", errno);
@@ -253,7 +253,7 @@ static int k_start(struct ml_server *srv)
 	bpf_map__set_max_entries(skel->maps.socks, entries);
 	bpf_map__set_max_entries(skel->maps.sessions, entries);
 	bpf_map__set_max_entries(skel->maps.events, ring_bytes());
-	if (responder__load(skel)) {
+	if (responder_bpf__load(skel)) {
 		e = -errno;
 		ml_explain_bpf("loading the BPF programs", errno);
 		goto fail;

@@ -300,13 +300,13 @@ static int open_maps(struct ml_server *srv, struct ml_maps *m)
 {
 	struct bpf_program *prog;
 	struct ml_info inf = {};
-	struct responder *skel;
+	struct responder_bpf *skel;
 	int e;
 
 	ml_log_libbpf(ml_log_level < ML_DEBUG);
 	if ((e = ml_maps_lock(m, srv->opts.pin_dir)))
 		return e;
-	skel = responder__open();
+	skel = responder_bpf__open();
 	if (!skel)
 		return -errno;
 	m->skel = skel;
@@ -315,7 +315,7 @@ static int open_maps(struct ml_server *srv, struct ml_maps *m)
 	bpf_map__set_max_entries(skel->maps.socks, 1);
 	bpf_map__set_max_entries(skel->maps.sessions, 1);
 	bpf_map__set_max_entries(skel->maps.events, 4096);	/* unused here */
-	if (responder__load(skel))
+	if (responder_bpf__load(skel))
 		return -errno;
 	inf.pid = getpid();
 	inf.engine = ML_INFO_ENGINE_USER;

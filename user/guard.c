@@ -30,6 +30,7 @@
 
 #include "caps.h"
 #include "guardctl.h"
+#include "json.h"
 #include "guard.skel.h"
 #include "log.h"
 #include "parse.h"
@@ -44,7 +45,7 @@ static const char *const gd_maps[] = {
 #define N(a)		(sizeof(a) / sizeof(*(a)))
 
 struct ml_guard {
-	struct guard *skel;
+	struct guard_bpf *skel;
 	struct xdp_program *prog;
 	struct gd_info info;
 	int attached[GD_IFACE_MAX];
@@ -612,7 +613,7 @@ int ml_guard_start(struct ml_guard **gp, const struct ml_opts *o)
 		}
 		snprintf(gd->info.ifname[i], GD_IFNAME_MAX, "%s", g->iface[i]);
 	}
-	gd->skel = guard__open();
+	gd->skel = guard_bpf__open();
 	if (!gd->skel) {
 		e = -errno;
 		log_err("opening the XDP guard object: %s", strerror(errno));
@@ -748,7 +749,7 @@ void ml_guard_stop(struct ml_guard **gp)
 	if (gd->prog)
 		xdp_program__close(gd->prog);
 	if (gd->skel)
-		guard__destroy(gd->skel);
+		guard_bpf__destroy(gd->skel);
 	free(gd);
 	*gp = NULL;
 }
@@ -839,23 +840,22 @@ void ml_guard_status(const char *dir, int json)
 	libxdp_set_print(xdp_print);
 	away = enter_netns(&inf, &back);
 	if (json) {
-		printf(",\"xdp\":{\"program\":\"ml_guard\",\"id\":%u,\"fallback\":\"", inf.prog_id);
-		for (i = 0; inf.fallback[i] && i < sizeof(inf.fallback); i++)
-			if (inf.fallback[i] != '"' && inf.fallback[i] != '\\')
-				putchar(inf.fallback[i]);
-		printf("\",\"interfaces\":[");
+		printf(",\"xdp\":{\"program\":\"ml_guard\",\"id\":%u,\"fallback\":", inf.prog_id);
+		ml_json_strn(stdout, inf.fallback, sizeof(inf.fallback));
+		printf(",\"interfaces\":[");
 	} else {
 		printf("xdp guard: program ml_guard id %u\n", inf.prog_id);
 	}
 	for (i = 0; i < inf.nif && i < GD_IFACE_MAX; i++) {
 		int on = away ? 0 : on_iface(inf.ifindex[i], inf.prog_id);
 
-		if (json)
-			printf("%s{\"name\":\"%s\",\"ifindex\":%u,\"attached\":%s,\"mode\":\"%s\","
-			       "\"multiprog\":%s}", i ? "," : "", inf.ifname[i], inf.ifindex[i],
-			       on ? "true" : "false", mode_name(inf.mode[i]),
+		if (json) {
+			printf("%s{\"name\":", i ? "," : "");
+			ml_json_strn(stdout, inf.ifname[i], sizeof(inf.ifname[i]));
+			printf(",\"ifindex\":%u,\"attached\":%s,\"mode\":\"%s\",\"multiprog\":%s}",
+			       inf.ifindex[i], on ? "true" : "false", mode_name(inf.mode[i]),
 			       inf.multiprog[i] ? "true" : "false");
-		else
+		} else
 			printf("  on %s (ifindex %u): %s, %s mode, %s\n", inf.ifname[i],
 			       inf.ifindex[i], away ? "in another network namespace" :
 			       on ? "attached" : "NOT attached",

@@ -97,7 +97,7 @@ void ml_maps_close(struct ml_maps *m)
 {
 	if (m->skel) {
 		ml_unpin_all(m->pin_dir, NULL);
-		responder__destroy(m->skel);
+		responder_bpf__destroy(m->skel);
 		m->skel = NULL;
 	}
 	if (m->lock_fd >= 0) {

@@ -11,10 +11,10 @@
 #include "mailless.h"
 #include "stats.h"
 
-struct responder;
+struct responder_bpf;
 
 struct ml_maps {
-	struct responder *skel;		/* opened by the engine, NULL until then */
+	struct responder_bpf *skel;		/* opened by the engine, NULL until then */
 	const char *pin_dir;
 	int lock_fd;			/* the pin dir's lock, -1 if not held */
 	unsigned int slot;		/* the config slot the programs read */

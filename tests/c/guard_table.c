@@ -30,7 +30,7 @@
 #define XDP_DROP_ 1
 #define XDP_PASS_ 2
 
-static struct guard *skel;
+static struct guard_bpf *skel;
 static int failures, passes;
 
 enum { F_SYN = 1, F_ACK = 2 };
@@ -263,8 +263,8 @@ int main(void)
 	struct pkt p;
 	int i, ok;
 
-	skel = guard__open();
-	if (!skel || guard__load(skel)) {
+	skel = guard_bpf__open();
+	if (!skel || guard_bpf__load(skel)) {
 		printf("not ok - guard: load the XDP program: %s\n", strerror(errno));
 		return 1;
 	}
@@ -422,7 +422,7 @@ int main(void)
 	p = v6("2001:db8:bad::1", IPPROTO_TCP, 25, F_SYN);
 	check("an empty slot (no IPv6 lists) is an empty list", &p, XDP_PASS_, GD_ST_SYN_PASSED);
 
-	guard__destroy(skel);
+	guard_bpf__destroy(skel);
 	printf("# guard_table: %d passed, %d failed\n", passes, failures);
 	return failures ? 1 : 0;
 }

@@ -101,7 +101,7 @@ if git -c safe.directory="$top" -C "$top" rev-parse --is-inside-work-tree >/dev/
 else
 	how="$top without .git and build output (not a git checkout)"
 	tar -C "$top" --exclude=./.git --exclude=./.output --exclude=./mailless \
-		--exclude=./mailless-san --exclude=./tools/loadgen --exclude=./tools/floor -cf - . |
+		--exclude=./mailless-san -cf - . |
 		tar -C "$root$W" -xf -
 fi
 [ -f "$root$W/Makefile" ] || { fail "setup" "copying $top into the root failed"; exit 1; }
