@@ -113,7 +113,8 @@ help:
 	@echo "make            build ./mailless (objects under $(OUT)/)"
 	@echo "make run        install missing Debian packages, build, serve port 25 (root)"
 	@echo "make test       install missing Debian packages, build, run the whole test suite"
-	@echo "make unit       build and run the pure C unit tests only"
+	@echo "make unit       build and run the pure C unit tests only (= make check;"
+	@echo "                no root needed)"
 	@echo "make SAN=1      build ./mailless-san with ASan+UBSan (objects in $(OUT)/san/);"
 	@echo "                tests/run.sh zsan runs tests on it (make test does)"
 	@echo "make fuzz       build the libFuzzer harnesses tests/fuzz/fuzz_*.c into $(OUT)/fuzz/"
@@ -204,9 +205,11 @@ interop: deps-test
 	$(MAKE) mailless
 	bash tests/interop/matrix.sh
 
-unit: $(OUT)/tests/unit_proto $(OUT)/tests/unit_srctab
-	$(OUT)/tests/unit_proto
-	$(OUT)/tests/unit_srctab
+# The C unit tests: no root, no kernel programs (make check is the same).
+UNIT_BINS := $(OUT)/tests/unit_proto $(OUT)/tests/unit_srctab $(OUT)/tests/unit_bucket
+.PHONY: check
+unit check: $(UNIT_BINS)
+	$(Q)set -e; for t in $(UNIT_BINS); do $$t; done
 
 clean:
 	rm -rf $(OUT) mailless mailless-san
