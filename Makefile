@@ -112,7 +112,9 @@ endif
 help:
 	@echo "make            build ./mailless (objects under $(OUT)/)"
 	@echo "make run        install missing Debian packages, build, serve port 25 (root)"
-	@echo "make test       install missing Debian packages, build, run the whole test suite"
+	@echo "make test       install missing Debian packages, build, run the whole test suite;"
+	@echo "                F='PATTERN...' only the files tests/t_*PATTERN*, T=REGEX only the"
+	@echo "                results that match (TAP 13 output: prove -e bash tests/run.sh)"
 	@echo "make unit       build and run the pure C unit tests only (= make check;"
 	@echo "                no root needed)"
 	@echo "make SAN=1      build ./mailless-san with ASan+UBSan (objects in $(OUT)/san/);"
@@ -195,7 +197,7 @@ test: deps-test
 	$(MAKE) mailless tools tests-build
 	$(MAKE) SAN=1 mailless-san
 	$(MAKE) fuzz-build
-	bash tests/run.sh
+	MLT_FILTER='$(T)' bash tests/run.sh $(F)
 
 soak: deps-test
 	$(MAKE) mailless tools
@@ -206,7 +208,8 @@ interop: deps-test
 	bash tests/interop/matrix.sh
 
 # The C unit tests: no root, no kernel programs (make check is the same).
-UNIT_BINS := $(OUT)/tests/unit_proto $(OUT)/tests/unit_srctab $(OUT)/tests/unit_bucket
+UNIT_BINS := $(OUT)/tests/unit_proto $(OUT)/tests/unit_srctab $(OUT)/tests/unit_bucket \
+	     $(OUT)/tests/unit_options
 .PHONY: check
 unit check: $(UNIT_BINS)
 	$(Q)set -e; for t in $(UNIT_BINS); do $$t; done
@@ -231,13 +234,18 @@ $(OUT)/tools/loadgen: tools/loadgen.c Makefile | $(OUT)/tools
 
 # Test programs (C): built by `make test`, also copied into the VMs (tests/vm/).
 TEST_BINS := $(OUT)/tests/wirecheck $(OUT)/tests/unit_proto $(OUT)/tests/unit_bucket \
-	     $(OUT)/tests/guard_table $(OUT)/tests/unit_srctab $(OUT)/tests/mailless-reject \
+	     $(OUT)/tests/guard_table $(OUT)/tests/unit_srctab $(OUT)/tests/unit_options \
+	     $(OUT)/tests/mailless-reject \
 	     $(OUT)/tests/mailless-hooks
 .PHONY: tests-build
 tests-build: $(TEST_BINS)
 $(OUT)/tests/%: tests/c/%.c | $(OUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(TEST_CPPFLAGS) $(TOOL_CFLAGS) -MMD -MP $(TOOL_LDFLAGS) -Wno-missing-field-initializers $< -o $@
+# The option table's test includes user/log.c, which speaks to libbpf.
+$(OUT)/tests/unit_options: tests/c/unit_options.c | $(OUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(TEST_CPPFLAGS) $(TOOL_CFLAGS) -MMD -MP $(TOOL_LDFLAGS) -Wno-missing-field-initializers $< $(LDLIBS) -o $@
 # The guard's table test loads the real object through its skeleton. It
 # writes headers through struct pointers into byte buffers, as the kernel
 # does: -fno-strict-aliasing, or gcc -O2 drops those stores.

@@ -9,7 +9,8 @@ t_lifecycle.py - instances, reloads, shutdown and cleanup.
   ever names its own host;
   SIGHUP with -c FILE: the hostname (and then the dialect) changes in the file;
   open sessions keep working, their next replies carry the new name, no
-  session is dropped; without a hostname anywhere, a SIGHUP does not resolve
+  session is dropped; a change to restart-only keys is named in a warning
+  and the rest still applies; without a hostname anywhere, a SIGHUP does not resolve
   the default one again (no /etc/hosts, resolv.conf, nscd or DNS socket seen
   by strace: the name found at start is reused);
   `mailless status -j`: JSON naming the programs and the attachments, checked
@@ -105,7 +106,7 @@ def two_instances(env, engine):
 
 # ---------------------------------------------------------------- SIGHUP
 
-def write_config(path, pair, engine, host, dialect="rcpt", pin=None):
+def write_config(path, pair, engine, host, dialect="rcpt", pin=None, extra=""):
     with open(path + ".tmp", "w") as f:
         f.write("# mailless test config\n")
         f.write("listen = %s:25\n" % pair.v4)
@@ -114,6 +115,7 @@ def write_config(path, pair, engine, host, dialect="rcpt", pin=None):
         f.write("timeout = 60\n")
         f.write("engine = %s\n" % engine)
         f.write("pin-dir = %s\n" % pin)
+        f.write(extra)
     os.rename(path + ".tmp", path)
 
 
@@ -197,6 +199,25 @@ def sighup(env, engine):
             finally:
                 s3.close()
         t.run("%s: dialect change applies to open and new sessions" % name, dialect_change)
+
+        def restart_keys():
+            # Keys the option table marks restart-only: named in a warning,
+            # the running values kept, serving goes on.
+            write_config(conf, pair, engine, new, dialect="rfc7504", pin=pin,
+                         extra="metrics-interval = 30\nlog-rate = 7\n")
+            n = len(srv.log)
+            srv.signal(signal.SIGHUP)
+            want = "reload: metrics-interval, log-rate changed; that applies after a restart"
+            deadline = time.monotonic() + 5
+            while not any(want in l for l in srv.log[n:]) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert any(want in l for l in srv.log[n:]), \
+                "no warning '%s' after the SIGHUP: %s" % (want, srv.log_tail())
+            assert not any("listen" in l and "restart" in l for l in srv.log[n:]), \
+                "an unchanged listen named: %s" % srv.log_tail()
+            wait_greeting(pair, Replies(new, "rfc7504").greet_rfc7504)
+        t.run("%s: a SIGHUP names the restart-only keys it changed, and serves on" % name,
+              restart_keys)
 
         def stops():
             rc = srv.stop()

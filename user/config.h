@@ -8,6 +8,7 @@
 
 #include "mailless.h"
 #include "guard.h"
+#include "prefix.h"
 
 #define ML_LISTEN_MAX	16
 #define ML_DEFAULT_CONF	"/etc/mailless.conf"
@@ -23,7 +24,6 @@ struct ml_listen {
 
 /* The XDP guard (user/guard.c): where, how, and what it lets through. */
 enum ml_xdp_mode { ML_XDP_AUTO, ML_XDP_NATIVE, ML_XDP_SKB };
-#define ML_PREFIXES_MAX	4096	/* allow/deny written inline; more: a file */
 
 struct ml_guard_opts {
 	char iface[GD_IFACE_MAX][GD_IFNAME_MAX];
@@ -67,16 +67,13 @@ struct ml_cli_set {
 	const char *val;
 };
 
+/* user/options.c: every key's default, then one setting by key; on error
+ * -EINVAL with why in err (give it 512 bytes: an unknown key lists all). */
 void ml_opts_defaults(struct ml_opts *o);
-/* Apply one setting; on error returns -EINVAL and writes why into err. */
 int ml_opts_set(struct ml_opts *o, const char *key, const char *val,
 		char *err, size_t errlen);
 /* Read o->conf_path (if any) then apply the command-line settings. */
 int ml_opts_load(struct ml_opts *o, const struct ml_cli_set *cli, int ncli);
-/* user/guard.c: the guard's keys; -ENOENT if key is not one of them. */
-void ml_guard_opts_defaults(struct ml_guard_opts *g);
-int ml_guard_opts_set(struct ml_guard_opts *g, const char *key, const char *val,
-		      char *err, size_t errlen);
 const char *ml_dialect_name(unsigned int d);
 const char *ml_engine_name(enum ml_engine e);
 

@@ -53,136 +53,6 @@ struct ml_guard {
 	char pin_dir[PATH_MAX];
 };
 
-/* ---- settings ------------------------------------------------------------- */
-
-void ml_guard_opts_defaults(struct ml_guard_opts *g)
-{
-	memset(g, 0, sizeof(*g));
-	g->syn_rate = GD_DEFAULT_RATE;
-	g->syn_burst = GD_DEFAULT_BURST;
-	g->prefix4 = GD_DEFAULT_PREFIX4;
-	g->prefix6 = GD_DEFAULT_PREFIX6;
-}
-
-/* One prefix: ADDR[/LEN], IPv4 or IPv6; a bare address is a host. */
-static int parse_prefix(const char *s, int *v6, unsigned char addr[16], unsigned int *len)
-{
-	char a[64], *slash, *end;
-	unsigned long l;
-
-	if (strlen(s) >= sizeof(a))
-		return -EINVAL;
-	snprintf(a, sizeof(a), "%s", s);
-	slash = strchr(a, '/');
-	if (slash)
-		*slash = 0;
-	memset(addr, 0, 16);
-	if (inet_pton(AF_INET, a, addr) == 1)
-		*v6 = 0;
-	else if (inet_pton(AF_INET6, a, addr) == 1)
-		*v6 = 1;
-	else
-		return -EINVAL;
-	l = *v6 ? 128 : 32;
-	if (slash) {
-		errno = 0;
-		l = strtoul(slash + 1, &end, 10);	/* digits only: not "+8", "-4294967288" */
-		if (errno || *end || !isdigit((unsigned char)slash[1]) || l > (*v6 ? 128u : 32u))
-			return -EINVAL;
-	}
-	*len = l;
-	return 0;
-}
-
-/* Validate a list of prefixes (commas or spaces) and append it to buf. */
-static int add_prefixes(char *buf, size_t size, const char *key, const char *val,
-			char *err, size_t errlen)
-{
-	char tmp[ML_PREFIXES_MAX], *tok, *save = NULL;
-	unsigned char addr[16];
-	unsigned int len;
-	int v6;
-
-	if (strlen(val) >= sizeof(tmp) || strlen(buf) + strlen(val) + 2 >= size) {
-		snprintf(err, errlen, "%s: too many prefixes inline (at most %d characters "
-			 "in all; put long lists in %s-file)", key, ML_PREFIXES_MAX - 1, key);
-		return -EINVAL;
-	}
-	/* All of the value or none of it: check every prefix, then append. */
-	snprintf(tmp, sizeof(tmp), "%s", val);
-	for (tok = strtok_r(tmp, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save))
-		if (parse_prefix(tok, &v6, addr, &len)) {
-			snprintf(err, errlen, "bad prefix '%s' for %s (want ADDR[/LEN], e.g. "
-				 "192.0.2.0/24 or 2001:db8::/32)", tok, key);
-			return -EINVAL;
-		}
-	snprintf(tmp, sizeof(tmp), "%s", val);
-	for (tok = strtok_r(tmp, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save))
-		snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", buf[0] ? " " : "", tok);
-	return 0;
-}
-
-int ml_guard_opts_set(struct ml_guard_opts *g, const char *key, const char *val,
-		      char *err, size_t errlen)
-{
-	if (!strcmp(key, "xdp")) {
-		char tmp[GD_IFACE_MAX * GD_IFNAME_MAX * 2], *tok, *save = NULL;
-		int i;
-
-		snprintf(tmp, sizeof(tmp), "%s", val);
-		for (tok = strtok_r(tmp, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
-			if (strlen(tok) >= GD_IFNAME_MAX || strchr(tok, '/')) {
-				snprintf(err, errlen, "bad interface name '%s' for xdp", tok);
-				return -EINVAL;
-			}
-			for (i = 0; i < g->niface && strcmp(g->iface[i], tok); i++)
-				;
-			if (i < g->niface)
-				continue;
-			if (g->niface >= GD_IFACE_MAX) {
-				snprintf(err, errlen, "xdp: at most %d interfaces", GD_IFACE_MAX);
-				return -EINVAL;
-			}
-			snprintf(g->iface[g->niface++], GD_IFNAME_MAX, "%s", tok);
-		}
-		if (!g->niface) {
-			snprintf(err, errlen, "xdp wants IFACE[,IFACE...]");
-			return -EINVAL;
-		}
-	} else if (!strcmp(key, "xdp-mode")) {
-		static const char *const m[] = { [ML_XDP_AUTO] = "auto", [ML_XDP_NATIVE] = "native",
-						 [ML_XDP_SKB] = "skb" };
-		int v;
-
-		if (ml_parse_choice(key, val, m, 3, &v, err, errlen))
-			return -EINVAL;
-		g->mode = v;
-	} else if (!strcmp(key, "syn-rate")) {
-		return ml_parse_uint(key, val, 0, 10000000, &g->syn_rate, err, errlen);
-	} else if (!strcmp(key, "syn-burst")) {
-		return ml_parse_uint(key, val, 1, 10000000, &g->syn_burst, err, errlen);
-	} else if (!strcmp(key, "syn-prefix4")) {
-		return ml_parse_uint(key, val, 1, 32, &g->prefix4, err, errlen);
-	} else if (!strcmp(key, "syn-prefix6")) {
-		return ml_parse_uint(key, val, 1, 128, &g->prefix6, err, errlen);
-	} else if (!strcmp(key, "allow")) {
-		return add_prefixes(g->allow, sizeof(g->allow), key, val, err, errlen);
-	} else if (!strcmp(key, "deny")) {
-		return add_prefixes(g->deny, sizeof(g->deny), key, val, err, errlen);
-	} else if (!strcmp(key, "allow-file") || !strcmp(key, "deny-file")) {
-		char *dst = key[0] == 'a' ? g->allow_file : g->deny_file;
-
-		if (val[0] != '/' || strlen(val) >= PATH_MAX) {
-			snprintf(err, errlen, "bad %s '%s' (want an absolute path)", key, val);
-			return -EINVAL;
-		}
-		snprintf(dst, PATH_MAX, "%s", val);
-	} else {
-		return -ENOENT;
-	}
-	return 0;
-}
-
 /* ---- libxdp's messages ---------------------------------------------------- */
 
 /* libxdp explains a fallback to single-program mode in a warning; keep the
@@ -243,7 +113,7 @@ static int lpm_add(struct lists *l, int deny, const char *tok, const char *where
 	__u32 one = 1;
 	int v6, i, r;
 
-	if (parse_prefix(tok, &v6, addr, &len)) {
+	if (ml_prefix_parse(tok, &v6, addr, &len)) {
 		log_err("%s: bad prefix '%s' (want ADDR[/LEN])", where, tok);
 		return -EINVAL;
 	}
@@ -691,31 +561,14 @@ fail:
 	return e ? e : -EINVAL;
 }
 
-int ml_guard_reload(struct ml_guard *gd, struct ml_opts *cur, const struct ml_opts *n)
+int ml_guard_reload(struct ml_guard *gd, const struct ml_opts *o)
 {
 	static unsigned int gen = 1;
-	struct ml_opts o;
 
-	if (!gd) {
-		if (n->guard.niface)
-			log_warn("reload: xdp changes apply after a restart");
-		return 0;
-	}
-	if (n->guard.niface != cur->guard.niface ||
-	    memcmp(n->guard.iface, cur->guard.iface, sizeof(n->guard.iface)) ||
-	    n->guard.mode != cur->guard.mode)
-		log_warn("reload: xdp and xdp-mode changes apply after a restart");
-	/* Served ports stay those of the running listeners. */
-	o = *cur;
-	o.guard = n->guard;
-	memcpy(o.guard.iface, cur->guard.iface, sizeof(o.guard.iface));
-	o.guard.niface = cur->guard.niface;
-	o.guard.mode = cur->guard.mode;
-	if (publish(gd, &o, ++gen)) {
+	if (publish(gd, o, ++gen)) {
 		log_err("reload: keeping the guard's previous limits and prefix lists");
 		return -EINVAL;
 	}
-	cur->guard = o.guard;
 	return 0;
 }
 

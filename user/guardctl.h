@@ -18,9 +18,9 @@ struct ml_xdp_counters {
 /* Attach the guard to opts.guard's interfaces (nothing if none), publish its
  * limits and lists and pin it under the pin dir. Negative errno, said why. */
 int ml_guard_start(struct ml_guard **gp, const struct ml_opts *o);
-/* SIGHUP: new limits and prefix lists from n, swapped in atomically; the
- * running options cur take them (gd NULL: no guard, nothing to do). */
-int ml_guard_reload(struct ml_guard *gd, struct ml_opts *cur, const struct ml_opts *n);
+/* SIGHUP: o's limits and prefix lists, swapped in atomically, or, on an
+ * error, none of them (the interfaces and ports stay those of the start). */
+int ml_guard_reload(struct ml_guard *gd, const struct ml_opts *o);
 /* Detach from every interface and unpin; *gp becomes NULL. */
 void ml_guard_stop(struct ml_guard **gp);
 /* Counters of the running guard; -ENOENT when there is none. */

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-/* main.c - the command line: run, status, unload, --help, --version. */
+/* main.c - the command line: a table of commands (run, status, stats,
+ * unload, options, help, version), each with its own options. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "admin.h"
 #include "config.h"
 #include "log.h"
+#include "options.h"
 #include "server.h"
 #include "stats.h"
 
@@ -21,139 +23,83 @@ static const struct ml_engine_ops *const engines[][3] = {
 	[ML_ENGINE_USER] = { &ml_user_engine, NULL },
 };
 
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv, const struct command *cmd);
+	const char *usage;		/* after "mailless NAME" */
+	const char *summary;		/* one line in `mailless --help` */
+	unsigned int flags;		/* admin commands: which CMD_* they take */
+};
+#define CMD_JSON	1u
+#define CMD_PROM	2u
+#define CMD_WATCH	4u
+
+static const struct command commands[];
+
 static void usage_main(FILE *f)
 {
+	const struct command *c;
+
 	fprintf(f,
 "Usage: mailless COMMAND [OPTIONS]\n"
 "An SMTP server for hosts that never receive mail: it answers every session\n"
 "with reply code 521 (RFC 1846, RFC 7504) from eBPF programs in the kernel,\n"
 "so senders bounce misaddressed mail at once instead of retrying for days.\n"
 "\n"
-"Commands:\n"
-"  run       serve port 25 until SIGTERM/SIGINT (see: mailless run --help)\n"
-"  status    show the running instance's programs, maps and attachments\n"
-"  stats     counters: a table, JSON or Prometheus text (see: mailless stats -h)\n"
-"  unload    remove what a crashed run left pinned or attached\n"
+"Commands:\n");
+	for (c = commands; c->name; c++)
+		if (c->summary)
+			fprintf(f, "  %-9s %s\n", c->name, c->summary);
+	fprintf(f,
 "\n"
 "  -h, --help       this help\n"
 "      --version    version, with the libbpf version\n");
 }
 
-static void usage_run(FILE *f)
+static void usage_cmd(FILE *f, const struct command *c)
 {
+	fprintf(f, "Usage: mailless %s %s\n", c->name, c->usage);
+}
+
+static void usage_run(FILE *f, const struct command *c)
+{
+	usage_cmd(f, c);
+	ml_options_help(f);
 	fprintf(f,
-"Usage: mailless run [OPTIONS]\n"
-"  -c, --config FILE          settings file (default " ML_DEFAULT_CONF " if present);\n"
-"                             'key = value' lines with the long option names\n"
-"  -l, --listen ADDR[:PORT]   address to serve, repeatable (default [::]:25,\n"
-"                             IPv6 and IPv4); e.g. -l 127.0.0.1:25 -l [::1]:25\n"
-"  -H, --hostname NAME        name in every reply (default: this host's FQDN,\n"
-"                             looked up once at start, reused on SIGHUP)\n"
-"  -d, --dialect rcpt|rfc7504 rcpt (default): 220 greeting, 521 at RCPT, which\n"
-"                             every tested MTA bounces at once; rfc7504: 521\n"
-"                             greeting (Postfix and OpenSMTPD requeue on it)\n"
-"  -t, --timeout SECS         idle timeout, then 421 (default 300)\n"
-"      --max-session-time SECS  session time limit, then 421 (default 600)\n"
-"      --max-sessions N       concurrent sessions; more get 421 (default 10000)\n"
-"      --max-sessions-per-source N  concurrent sessions from one IPv4 address or\n"
-"                             IPv6 /64; more get 421 (default 50; 0: no limit)\n"
-"      --engine kernel|user|auto  kernel: eBPF; user: plain epoll; auto\n"
-"                             (default): kernel, or user if BPF cannot load\n"
-"      --pin-dir DIR          bpffs directory for pins, locked by this instance\n"
-"                             (default " ML_DEFAULT_PIN "); made with mode\n"
-"                             0700 if missing; an existing one must be a real\n"
-"                             directory of root (or this user), mode 0700\n"
-"      --metrics-listen ADDR:PORT  serve GET and HEAD /metrics (Prometheus text\n"
-"                             format); 16 connections at most, each with 2 s to\n"
-"                             send its request head\n"
-"      --metrics-file PATH    write the same text there atomically, for\n"
-"                             node_exporter's textfile collector\n"
-"      --metrics-interval SECS  how often to write the file (default 15)\n"
-"      --log stderr|syslog    where session lines go (syslog: facility mail)\n"
-"      --log-level LEVEL      error, warn, info (default: one line per session)\n"
-"                             or debug\n"
-"      --log-rate N           session lines a second at most (default 100;\n"
-"                             0: none); the rest are counted as dropped\n"
-"XDP guard (in front of the served ports; see README, \"The XDP guard\"):\n"
-"      --xdp IFACE[,IFACE...]  attach it to these interfaces, through libxdp;\n"
-"                             refuses (never replaces) an interface that has an\n"
-"                             XDP program libxdp cannot run it beside\n"
-"      --xdp-mode native|skb|auto  auto (default): native where the driver\n"
-"                             supports it, else skb (generic)\n"
-"      --syn-rate N           SYNs a second per source prefix (default %d; 0: no\n"
-"                             limit); over it SYNs are dropped and counted\n"
-"      --syn-burst N          SYNs at once per source prefix (default %d)\n"
-"      --syn-prefix4 LEN      IPv4 source prefix sharing a bucket (default %d)\n"
-"      --syn-prefix6 LEN      IPv6 source prefix sharing a bucket (default %d)\n"
-"      --allow PREFIX[,...]   always pass (wins over deny and the rate limit)\n"
-"      --deny PREFIX[,...]    drop every packet to the served ports\n"
-"      --allow-file PATH, --deny-file PATH  prefixes, one or more a line, #\n"
-"                             comments; re-read with the rest on SIGHUP\n"
-"  -v, --verbose              debug output, libbpf's and the verifier's too\n"
-"  -h, --help                 this help\n"
 "Signals: SIGHUP re-reads the settings file (hostname, dialect, timeouts and\n"
 "limits apply to new replies; no session is dropped); SIGTERM/SIGINT send 421\n"
 "to open sessions, detach and unpin everything and exit 0. SIGHUP also swaps\n"
-"the guard's limits and prefix lists in at once; --xdp needs a restart.\n",
-		GD_DEFAULT_RATE, GD_DEFAULT_BURST, GD_DEFAULT_PREFIX4, GD_DEFAULT_PREFIX6);
+"the guard's limits and prefix lists in at once; --xdp needs a restart.\n");
 }
 
-static void usage_admin(FILE *f, const char *cmd)
+/* getopt_long's tables, from user/options.c's: a long option's val is 256
+ * plus its row, a short flag its letter. */
+static int run_getopt(int argc, char **argv, struct option *lo, char *so)
 {
-	if (!strcmp(cmd, "stats"))
-		fprintf(f,
-"Usage: mailless stats [--pin-dir DIR] [-j|--json | --prometheus] [--watch SECS]\n"
-"Counters of the running instance, read from its pinned maps (no socket to\n"
-"the daemon): a table, JSON, or the Prometheus text format; --watch prints\n"
-"them again every SECS seconds with per-second rates, until Ctrl-C.\n");
-	else
-		fprintf(f, "Usage: mailless %s [--pin-dir DIR]%s\n", cmd,
-			strcmp(cmd, "status") ? "" : " [-j|--json]");
+	size_t i, n = 0, k = 0;
+
+	for (i = 0; i < ml_noptions; i++) {
+		const struct ml_option *op = &ml_options[i];
+
+		if (!op->key)
+			continue;
+		lo[n++] = (struct option){ op->key, op->arg ? required_argument : no_argument,
+					   NULL, 256 + (int)i };
+		if (op->flag) {
+			so[k++] = op->flag;
+			if (op->arg)
+				so[k++] = ':';
+		}
+	}
+	lo[n] = (struct option){ 0 };
+	so[k] = 0;
+	return getopt_long(argc, argv, so, lo, NULL);
 }
 
-static int cmd_run(int argc, char **argv)
+static int cmd_run(int argc, char **argv, const struct command *cmd)
 {
-	static const struct option lo[] = {
-		{ "config", required_argument, 0, 'c' },
-		{ "listen", required_argument, 0, 'l' },
-		{ "hostname", required_argument, 0, 'H' },
-		{ "dialect", required_argument, 0, 'd' },
-		{ "timeout", required_argument, 0, 't' },
-		{ "max-session-time", required_argument, 0, 1 },
-		{ "max-sessions", required_argument, 0, 2 },
-		{ "engine", required_argument, 0, 3 },
-		{ "pin-dir", required_argument, 0, 4 },
-		{ "metrics-listen", required_argument, 0, 5 },
-		{ "metrics-file", required_argument, 0, 6 },
-		{ "metrics-interval", required_argument, 0, 7 },
-		{ "log", required_argument, 0, 8 },
-		{ "log-level", required_argument, 0, 9 },
-		{ "log-rate", required_argument, 0, 10 },
-		{ "xdp", required_argument, 0, 11 },
-		{ "xdp-mode", required_argument, 0, 12 },
-		{ "syn-rate", required_argument, 0, 13 },
-		{ "syn-burst", required_argument, 0, 14 },
-		{ "syn-prefix4", required_argument, 0, 15 },
-		{ "syn-prefix6", required_argument, 0, 16 },
-		{ "allow", required_argument, 0, 17 },
-		{ "deny", required_argument, 0, 18 },
-		{ "allow-file", required_argument, 0, 19 },
-		{ "deny-file", required_argument, 0, 20 },
-		{ "max-sessions-per-source", required_argument, 0, 21 },
-		{ "verbose", no_argument, 0, 'v' },
-		{ "help", no_argument, 0, 'h' },
-		{ 0 }
-	};
-	static const char *const keys[] = {
-		[5] = "metrics-listen", [6] = "metrics-file", [7] = "metrics-interval",
-		[8] = "log", [9] = "log-level", [10] = "log-rate",
-		[11] = "xdp", [12] = "xdp-mode", [13] = "syn-rate", [14] = "syn-burst",
-		[15] = "syn-prefix4", [16] = "syn-prefix6", [17] = "allow", [18] = "deny",
-		[19] = "allow-file", [20] = "deny-file", [21] = "max-sessions-per-source",
-		['l'] = "listen", ['H'] = "hostname", ['d'] = "dialect",
-		['t'] = "timeout", [1] = "max-session-time", [2] = "max-sessions",
-		[3] = "engine", [4] = "pin-dir",
-	};
+	struct option lo[ML_OPTIONS_MAX + 1];
+	char so[2 * ML_OPTIONS_MAX + 1];
 	struct ml_cli_set *cli = calloc(argc + 1, sizeof(*cli));
 	struct ml_opts o;
 	const char *conf = NULL;
@@ -161,30 +107,27 @@ static int cmd_run(int argc, char **argv)
 
 	if (!cli)
 		return 1;
-	while ((c = getopt_long(argc, argv, "c:l:H:d:t:vh", lo, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			conf = optarg;
-			break;
-		case 'v':
-			ml_log_level = ML_DEBUG;
-			break;
-		case 'h':
-			usage_run(stdout);
-			free(cli);
-			return 0;
-		case 'l': case 'H': case 'd': case 't': case 1: case 2: case 3: case 4:
-		case 5: case 6: case 7: case 8: case 9: case 10:
-		case 11: case 12: case 13: case 14: case 15: case 16: case 17: case 18:
-		case 19: case 20: case 21:
-			cli[ncli].key = keys[c];
-			cli[ncli].val = optarg;
-			ncli++;
-			break;
-		default:
-			usage_run(stderr);
+	while ((c = run_getopt(argc, argv, lo, so)) != -1) {
+		const struct ml_option *op = c >= 256 ? &ml_options[c - 256] :
+					     c != '?' ? ml_option_flag(c) : NULL;
+
+		if (!op) {
+			usage_run(stderr, cmd);
 			free(cli);
 			return 2;
+		}
+		if (op->when != ML_CLI) {
+			cli[ncli].key = op->key;
+			cli[ncli].val = optarg;
+			ncli++;
+		} else if (!strcmp(op->key, "config")) {
+			conf = optarg;
+		} else if (!strcmp(op->key, "verbose")) {
+			ml_log_level = ML_DEBUG;
+		} else {	/* help */
+			usage_run(stdout, cmd);
+			free(cli);
+			return 0;
 		}
 	}
 	if (optind < argc) {
@@ -193,15 +136,15 @@ static int cmd_run(int argc, char **argv)
 		return 2;
 	}
 	ml_opts_defaults(&o);
-	if (ml_log_level == ML_DEBUG)	/* -v */
-		o.log_level = ML_DEBUG;
 	snprintf(o.conf_path, sizeof(o.conf_path), "%s", conf ? conf : ML_DEFAULT_CONF);
 	o.conf_required = conf != NULL;
 	if (ml_opts_load(&o, cli, ncli)) {
 		free(cli);
 		return 2;
 	}
-	if (ml_log_level != ML_DEBUG)
+	if (ml_log_level == ML_DEBUG)	/* -v wins over log-level */
+		o.log_level = ML_DEBUG;
+	else
 		ml_log_level = o.log_level;
 	if (o.log_syslog)
 		openlog("mailless", LOG_PID, LOG_MAIL);
@@ -210,7 +153,8 @@ static int cmd_run(int argc, char **argv)
 	return ret ? 1 : 0;
 }
 
-static int cmd_admin(int argc, char **argv, const char *cmd)
+/* status, stats, unload: they read the pins, never the daemon. */
+static int cmd_admin(int argc, char **argv, const struct command *cmd)
 {
 	static const struct option lo[] = {
 		{ "pin-dir", required_argument, 0, 'p' },
@@ -222,6 +166,7 @@ static int cmd_admin(int argc, char **argv, const char *cmd)
 		{ 0 }
 	};
 	const char *dir = ML_DEFAULT_PIN;
+	unsigned int given = 0;
 	int json = 0, prom = 0, c;
 	unsigned long watch = 0;
 	char *end;
@@ -229,50 +174,116 @@ static int cmd_admin(int argc, char **argv, const char *cmd)
 	while ((c = getopt_long(argc, argv, "p:jvh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'p': dir = optarg; break;
-		case 'j': json = 1; break;
-		case 'P': prom = 1; break;
+		case 'j': json = 1; given |= CMD_JSON; break;
+		case 'P': prom = 1; given |= CMD_PROM; break;
 		case 'w':
 			watch = strtoul(optarg, &end, 10);
 			if (*end || !*optarg || watch < 1 || watch > 3600) {
 				log_err("bad --watch '%s' (want seconds, 1-3600)", optarg);
 				return 2;
 			}
+			given |= CMD_WATCH;
 			break;
 		case 'v': ml_log_level = ML_DEBUG; break;
-		case 'h': usage_admin(stdout, cmd); return 0;
-		default: usage_admin(stderr, cmd); return 2;
+		case 'h': usage_cmd(stdout, cmd); return 0;
+		default: usage_cmd(stderr, cmd); return 2;
 		}
 	}
-	if ((watch || prom || json) && strcmp(cmd, "stats") && !(json && !strcmp(cmd, "status"))) {
-		usage_admin(stderr, cmd);
+	if ((given & ~cmd->flags) || optind < argc) {
+		usage_cmd(stderr, cmd);
 		return 2;
 	}
-	if (!strcmp(cmd, "stats"))
+	if (!strcmp(cmd->name, "stats"))
 		return ml_stats_cmd(dir, json, prom, watch);
-	if (!strcmp(cmd, "status"))
+	if (!strcmp(cmd->name, "status"))
 		return ml_admin_status(dir, json);
 	return ml_admin_unload(dir);
 }
 
+/* The option table itself, for the man page, an example config file and
+ * shell completion. */
+static int cmd_options(int argc, char **argv, const struct command *cmd)
+{
+	static const char *const when[] = {
+		[ML_CLI] = "cli", [ML_RESTART] = "restart", [ML_RELOAD] = "reload",
+		[ML_RELOAD_GUARD] = "reload",
+	};
+	size_t i;
+
+	if (argc == 2 && !strcmp(argv[1], "--man")) {
+		ml_options_man(stdout);
+		return 0;
+	}
+	if (argc == 2 && !strcmp(argv[1], "--conf")) {
+		ml_options_conf(stdout);
+		return 0;
+	}
+	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		usage_cmd(stdout, cmd);
+		return 0;
+	}
+	if (argc != 1) {
+		usage_cmd(stderr, cmd);
+		return 2;
+	}
+	for (i = 0; i < ml_noptions; i++)
+		if (ml_options[i].key)
+			printf("%s\t%s\t%s\n", ml_options[i].key, when[ml_options[i].when],
+			       ml_options[i].def ? ml_options[i].def : "");
+	return 0;
+}
+
+static int cmd_help(int argc, char **argv, const struct command *cmd)
+{
+	(void)argc, (void)argv, (void)cmd;
+	usage_main(stdout);
+	return 0;
+}
+
+static int cmd_version(int argc, char **argv, const struct command *cmd)
+{
+	(void)argc, (void)argv, (void)cmd;
+	printf("mailless %s (libbpf %s)\n", ML_VERSION, libbpf_version_string());
+	return 0;
+}
+
+static const struct command commands[] = {
+	{ "run", cmd_run, "[OPTIONS]",
+	  "serve port 25 until SIGTERM/SIGINT (see: mailless run --help)", 0 },
+	{ "status", cmd_admin, "[--pin-dir DIR] [-j|--json]",
+	  "show the running instance's programs, maps and attachments", CMD_JSON },
+	{ "stats", cmd_admin, "[--pin-dir DIR] [-j|--json | --prometheus] [--watch SECS]\n"
+	  "Counters of the running instance, read from its pinned maps (no socket to\n"
+	  "the daemon): a table, JSON, or the Prometheus text format; --watch prints\n"
+	  "them again every SECS seconds with per-second rates, until Ctrl-C.",
+	  "counters: a table, JSON or Prometheus text (see: mailless stats -h)",
+	  CMD_JSON | CMD_PROM | CMD_WATCH },
+	{ "unload", cmd_admin, "[--pin-dir DIR]",
+	  "remove what a crashed run left pinned or attached", 0 },
+	{ "options", cmd_options, "[--man | --conf]\n"
+	  "Every setting of `mailless run`: key, when it applies (reload, restart, or\n"
+	  "command line only) and default, one a line; --man: as man(7) paragraphs;\n"
+	  "--conf: a config file with every key commented out.",
+	  "list every setting, or print them as a man page list or a config file", 0 },
+	{ "help", cmd_help, "", NULL, 0 },
+	{ "-h", cmd_help, "", NULL, 0 },
+	{ "--help", cmd_help, "", NULL, 0 },
+	{ "version", cmd_version, "", NULL, 0 },
+	{ "--version", cmd_version, "", NULL, 0 },
+	{ NULL, NULL, NULL, NULL, 0 }
+};
+
 int main(int argc, char **argv)
 {
+	const struct command *c;
+
 	if (argc < 2) {
 		usage_main(stderr);
 		return 2;
 	}
-	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
-		usage_main(stdout);
-		return 0;
-	}
-	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
-		printf("mailless %s (libbpf %s)\n", ML_VERSION, libbpf_version_string());
-		return 0;
-	}
-	if (!strcmp(argv[1], "run"))
-		return cmd_run(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "status") || !strcmp(argv[1], "unload") ||
-	    !strcmp(argv[1], "stats"))
-		return cmd_admin(argc - 1, argv + 1, argv[1]);
+	for (c = commands; c->name; c++)
+		if (!strcmp(argv[1], c->name))
+			return c->fn(argc - 1, argv + 1, c);
 	log_err("unknown command '%s' (see: mailless --help)", argv[1]);
 	return 2;
 }

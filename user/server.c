@@ -24,6 +24,7 @@
 #include "log.h"
 #include "maps.h"
 #include "metrics.h"
+#include "options.h"
 #include "proto.h"
 #include "replies.h"
 #include "server.h"
@@ -263,7 +264,8 @@ static void raise_nofile(struct ml_server *srv)
 
 static void reload(struct ml_server *srv)
 {
-	struct ml_opts n;
+	struct ml_opts n, g;
+	char keys[256];
 
 	ml_opts_defaults(&n);
 	memcpy(n.conf_path, srv->opts.conf_path, sizeof(n.conf_path));
@@ -272,22 +274,20 @@ static void reload(struct ml_server *srv)
 		log_err("reload failed, keeping the running configuration");
 		return;
 	}
-	if (n.nlisten != srv->opts.nlisten ||
-	    memcmp(n.listen, srv->opts.listen, sizeof(n.listen)) ||
-	    n.engine != srv->opts.engine || strcmp(n.pin_dir, srv->opts.pin_dir))
-		log_warn("reload: listen, engine and pin-dir changes apply after a restart");
-	memcpy(srv->opts.hostname, n.hostname, sizeof(n.hostname));
-	srv->opts.dialect = n.dialect;
-	srv->opts.timeout = n.timeout;
-	srv->opts.max_session_time = n.max_session_time;
-	srv->opts.max_sessions = n.max_sessions;
-	srv->opts.max_sessions_per_source = n.max_sessions_per_source;
+	if (ml_opts_changed(&srv->opts, &n, ML_RESTART, keys, sizeof(keys)))
+		log_warn("reload: %s changed; that applies after a restart", keys);
+	ml_opts_apply(&srv->opts, &n, ML_RELOAD);
 	ml_render(&srv->render, &srv->opts);
 	if (srv->maps && ml_maps_publish(srv->maps, &srv->render)) {
 		log_err("reload: could not publish the configuration to the kernel");
 		return;
 	}
-	ml_guard_reload(srv->guard, &srv->opts, &n);
+	/* The guard's new limits and lists, with the running ports and
+	 * interfaces; all of them at once, or none. */
+	g = srv->opts;
+	ml_opts_apply(&g, &n, ML_RELOAD_GUARD);
+	if (!srv->guard || !ml_guard_reload(srv->guard, &g))
+		srv->opts.guard = g.guard;
 	log_info("reloaded: hostname %s, dialect %s, timeout %us",
 	     srv->opts.hostname, ml_dialect_name(srv->opts.dialect), srv->opts.timeout);
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * fuzz_config.c - the settings parser (user/config.c, and the guard's keys
- * in user/guard.c) two ways, on the same input:
+ * fuzz_config.c - the settings parser (user/config.c and the option table
+ * in user/options.c) two ways, on the same input:
  *   1. as a config file: written to a memfd, read by ml_opts_load() through
  *      /proc/self/fd/N, exactly as `-c FILE` is;
  *   2. as KEY NUL VALUE NUL ... pairs given to ml_opts_set(), as the command

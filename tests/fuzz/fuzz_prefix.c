@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * fuzz_prefix.c - the guard's prefix lists (user/guard.c parse_prefix and
- * add_prefixes, through the public ml_guard_opts_set "allow"/"deny" keys).
+ * fuzz_prefix.c - the guard's prefix lists (user/prefix.c, through the
+ * option table's "allow" and "deny" keys: ml_opts_set).
  *
  * Input: byte 0 bit 0 picks allow or deny; the rest is split at NUL into
  * values given one after another (each appends to the list). Checked:
@@ -29,7 +29,7 @@
 #define CHECK(c, ...) do { if (!(c)) { fprintf(stderr, "fuzz_prefix: " __VA_ARGS__); \
 	fprintf(stderr, " (%s:%d: %s)\n", __FILE__, __LINE__, #c); abort(); } } while (0)
 
-static struct ml_guard_opts g, g2;
+static struct ml_opts o, o2;
 
 static int ref_ipv4(const char *s, size_t n)
 {
@@ -115,8 +115,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	key = data[0] & 1 ? "deny" : "allow";
-	ml_guard_opts_defaults(&g);
-	list = data[0] & 1 ? g.deny : g.allow;
+	ml_opts_defaults(&o);
+	list = data[0] & 1 ? o.guard.deny : o.guard.allow;
 	while (i < size) {
 		size_t vl = strnlen((const char *)data + i, size - i);
 		char tmp[sizeof(val)], *tok, *save = NULL;
@@ -128,7 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		val[vl] = 0;
 		i += vl + 1;
 		memcpy(before, list, sizeof(before));
-		r = ml_guard_opts_set(&g, key, val, err, sizeof(err));
+		r = ml_opts_set(&o, key, val, err, sizeof(err));
 		CHECK(memchr(list, 0, ML_PREFIXES_MAX), "list not NUL-terminated");
 		CHECK(strlen(list) < ML_PREFIXES_MAX, "list too long");
 		if (r) {
@@ -149,9 +149,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* the whole list, given back at once, is accepted and the same */
 	if (list[0]) {
-		ml_guard_opts_defaults(&g2);
-		CHECK(!ml_guard_opts_set(&g2, key, list, err, sizeof(err)), "re-parse: %s", err);
-		CHECK(!strcmp(data[0] & 1 ? g2.deny : g2.allow, list), "re-parse differs");
+		ml_opts_defaults(&o2);
+		CHECK(!ml_opts_set(&o2, key, list, err, sizeof(err)), "re-parse: %s", err);
+		CHECK(!strcmp(data[0] & 1 ? o2.guard.deny : o2.guard.allow, list), "re-parse differs");
 	}
 	return 0;
 }
