@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# run.sh - run the mailless end-to-end tests (what `make test` calls).
+# run.sh - run the mailless tests (what `make test` calls).
 #
 # Usage: tests/run.sh [PATTERN...]
 #   Runs every tests/t_*.sh (bash) and tests/t_*.py (python3) in name order,
 #   or only those whose file name contains one of the PATTERNs (shell globs
 #   allowed: `tests/run.sh wire 'l*s'`). Each file runs under a time limit (a
-#   "mlt-timeout: SECS" comment near its top, default 300) and prints
-#   TAP-ish lines, which are counted here:
+#   "mlt-timeout: SECS" comment near its top, default 300) and prints lines
 #     ok - NAME | not ok - NAME: why | skip - NAME: reason
-#   A file that exits non-zero without a "not ok" line counts as one failure.
-#   The last line is "N passed, N failed, N skipped"; the exit status is
-#   non-zero iff something failed.
+#   which are numbered here into TAP version 13 (ok N - NAME, not ok N - NAME,
+#   ok N - NAME # SKIP reason; the plan last), so `prove -e bash tests/run.sh`
+#   reads it. A file that exits non-zero without a "not ok" line counts as
+#   one failure. The last line is "N passed, N failed, N skipped"; the exit
+#   status is non-zero iff something failed.
 #
 # Environment: MAILLESS (binary, default ./mailless at the repo top),
+#   MLT_FILTER (an awk extended regex, `make test T=REGEX`): only results
+#   whose text (the case's name, and a failure's reason) matches are reported
+#   and counted. Every file
+#   still runs all its cases (later ones may need earlier ones): choose files
+#   with PATTERNs to save time, e.g. `tests/run.sh lifecycle` with
+#   MLT_FILTER=SIGHUP.
 #   MLT_ENGINES ("kernel user" by default; the others are reported as skipped),
 #   MLT_SEED (seed of the random tests), MLT_TIME_LIMIT (override every limit).
 #
-# Needs root (namespaces, bpffs, BPF). Everything a test creates is named with
+# Needs root (namespaces, bpffs, BPF), but for the files marked
+# "mlt-root: no" (the C unit tests): without root only those run, and every
+# other file is reported as one skip. Everything a test creates is named with
 # MLT_PREFIX (mlt-<runner pid>-<file index>); after each file whatever is left
 # with that prefix (processes that carry it in their environment, network
 # namespaces, pin dirs) is removed and reported.
@@ -30,23 +39,36 @@ export PYTHONDONTWRITEBYTECODE=1
 cd "$top" || exit 1
 
 passed=0 failed=0 skipped=0
+echo "TAP version 13"
+# tap ok|fail|skip TEXT: one numbered line of the runner's own.
+tap() {
+	local n=$((passed + failed + skipped + 1))
+	case $1 in
+	ok) echo "ok $n - $2"; passed=$((passed + 1)) ;;
+	fail) echo "not ok $n - $2"; failed=$((failed + 1)) ;;
+	skip) echo "ok $n - ${2%%: *} # SKIP ${2#*: }"; skipped=$((skipped + 1)) ;;
+	esac
+}
 summary() {
+	echo "1..$((passed + failed + skipped))"
 	echo "$passed passed, $failed failed, $skipped skipped"
 	[ "$failed" -eq 0 ]
 	exit $?
 }
-
-if [ "$(id -u)" -ne 0 ]; then
-	echo "not ok - run.sh: the tests need root (network namespaces, bpffs, BPF)"
-	failed=1
+if [ -n "${MLT_FILTER:-}" ] && ! awk -v re="$MLT_FILTER" 'BEGIN { if ("" ~ re) {} }' 2>/dev/null; then
+	tap fail "run.sh: MLT_FILTER '$MLT_FILTER' is not an extended regex"
 	summary
 fi
-if ! mountpoint -q /sys/fs/bpf; then
-	mount -t bpf bpf /sys/fs/bpf || { echo "not ok - run.sh: cannot mount bpffs"; failed=1; summary; }
+
+root=1
+if [ "$(id -u)" -ne 0 ]; then
+	root=0
+	echo "# not root: only the unit tests run (the rest need network namespaces, bpffs, BPF)"
+elif ! mountpoint -q /sys/fs/bpf; then
+	mount -t bpf bpf /sys/fs/bpf || { tap fail "run.sh: cannot mount bpffs"; summary; }
 fi
-if [ ! -x "$MAILLESS" ]; then
-	echo "not ok - run.sh: $MAILLESS not found: build it with 'make mailless'"
-	failed=1
+if [ $root -eq 1 ] && [ ! -x "$MAILLESS" ]; then
+	tap fail "run.sh: $MAILLESS not found: build it with 'make mailless'"
 	summary
 fi
 
@@ -70,8 +92,7 @@ for f in "$here"/t_*.sh "$here"/t_*.py; do
 done
 mapfile -t files < <(printf '%s\n' "${files[@]}" | sort)
 if [ ${#files[@]} -eq 0 ] || [ -z "${files[0]}" ]; then
-	echo "not ok - run.sh: no test file matches: $*"
-	failed=1
+	tap fail "run.sh: no test file matches: $*"
 	summary
 fi
 
@@ -121,8 +142,7 @@ on_signal() {
 		done
 	fi
 	[ -n "$prefix" ] && sweep "$prefix" interrupted
-	echo "not ok - run.sh: interrupted"
-	failed=$((failed + 1))
+	tap fail "run.sh: interrupted"
 	summary
 }
 trap on_signal INT TERM HUP
@@ -133,6 +153,10 @@ for f in "${files[@]}"; do
 	i=$((i + 1))
 	name=$(basename "$f")
 	prefix="mlt-$$-$i"
+	if [ $root -eq 0 ] && ! sed -n '1,30p' "$f" | grep -q 'mlt-root: no'; then
+		tap skip "$name: needs root"
+		continue
+	fi
 	limit=$(sed -n '1,30s/.*mlt-timeout: *\([0-9][0-9]*\).*/\1/p' "$f" | head -n1)
 	limit=${MLT_TIME_LIMIT:-${limit:-300}}
 	case $name in
@@ -140,14 +164,31 @@ for f in "${files[@]}"; do
 	*) interp=bash ;;
 	esac
 	out=$(mktemp "/tmp/$prefix-out.XXXXXX")
-	echo "=== $name (limit ${limit}s)"
+	echo "# === $name (limit ${limit}s)"
 	t0=$(date +%s)
 	# Output goes to a file that tail follows until the test ends: a process a
 	# test leaves behind cannot hold a pipe open and stall the run.
 	# (In a subshell, so that bash prints no "Killed" job notice.)
 	(MLT_PREFIX=$prefix timeout -k 15 "$limit" "$interp" "$f" >"$out" 2>&1 </dev/null; exit $?) 2>/dev/null &
 	tpid=$!
-	tail -s 0.2 -n +1 -f --pid="$tpid" "$out" &
+	# Numbered as they come: this file's results follow the ones before.
+	# Results whose name MLT_FILTER does not match are left out; the counts
+	# of what was reported go to $out.n.
+	tail -s 0.2 -n +1 -f --pid="$tpid" "$out" |
+		awk -v n=$((passed + failed + skipped)) -v re="${MLT_FILTER:-}" -v cnt="$out.n" '
+			function want(s) { return re == "" || s ~ re }
+			/^ok - / { s = substr($0, 6); if (want(s)) { print "ok " ++n " - " s; p++ }
+				   fflush(); next }
+			/^not ok - / { s = substr($0, 10); if (want(s)) { print "not ok " ++n " - " s; f++ }
+				       fflush(); next }
+			/^skip - / { s = substr($0, 8); r = index(s, ": ")
+				     if (want(s)) { k++
+					if (r) print "ok " ++n " - " substr(s, 1, r - 1) " # SKIP " substr(s, r + 2)
+					else print "ok " ++n " - " s " # SKIP" }
+				     fflush(); next }
+			/^#/ || /^$/ { print; fflush(); next }
+			{ print "# " $0; fflush() }
+			END { print p + 0, f + 0, k + 0 > cnt }' &
 	tailpid=$!
 	wait "$tpid"
 	rc=$?
@@ -155,22 +196,23 @@ for f in "${files[@]}"; do
 	tpid=""
 	dt=$(($(date +%s) - t0))
 	sweep "$prefix" "$name"
-	p=$(grep -c '^ok - ' "$out")
-	n=$(grep -c '^not ok - ' "$out")
-	s=$(grep -c '^skip - ' "$out")
-	if [ "$rc" -ne 0 ] && [ "$n" -eq 0 ]; then
+	read -r p n s <"$out.n"
+	passed=$((passed + p)) failed=$((failed + n)) skipped=$((skipped + s))
+	if [ "$rc" -ne 0 ] && [ "$n" -eq 0 ] && [ -n "${MLT_FILTER:-}" ] &&
+	   grep -q '^not ok - ' "$out"; then
+		echo "# $name: exit $rc from failures MLT_FILTER does not report"
+	elif [ "$rc" -ne 0 ] && [ "$n" -eq 0 ]; then
 		if [ "$rc" -eq 124 ]; then
-			echo "not ok - $name: exceeded its time limit of ${limit}s"
+			tap fail "$name: exceeded its time limit of ${limit}s"
 		elif [ "$rc" -eq 137 ]; then
-			echo "not ok - $name: killed (SIGKILL: time limit of ${limit}s plus grace, or a crash)"
+			tap fail "$name: killed (SIGKILL: time limit of ${limit}s plus grace, or a crash)"
 		else
-			echo "not ok - $name: exited with status $rc without a failure line"
+			tap fail "$name: exited with status $rc without a failure line"
 		fi
 		n=1
 	fi
-	echo "=== $name: $p passed, $n failed, $s skipped in ${dt}s (exit $rc)"
-	passed=$((passed + p)) failed=$((failed + n)) skipped=$((skipped + s))
-	rm -f "$out"
+	echo "# === $name: $p passed, $n failed, $s skipped in ${dt}s (exit $rc)"
+	rm -f "$out" "$out.n"
 done
 echo "# total time $(($(date +%s) - t_all))s"
 summary
