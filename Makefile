@@ -16,7 +16,7 @@ CFLAGS   ?= -O2 -g
 CPPFLAGS ?=
 LDFLAGS  ?=
 
-# Hardening (README "Development"; tests/t_hardening.sh checks the result).
+# Hardening (README "Development"; tests/e2e/t_hardening.sh checks the result).
 # _FORTIFY_SOURCE=3 needs optimisation: none with -O0 (glibc would warn, and
 # -Werror stop), and the caller's own _FORTIFY_SOURCE level wins over ours.
 HARDEN_CFLAGS  := -fstack-protector-strong -fstack-clash-protection -fcf-protection -fPIE
@@ -93,7 +93,7 @@ DEPS_RUN  := clang llvm libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev make
 DEPS_TEST := $(DEPS_RUN) python3 swaks libio-socket-inet6-perl iproute2 util-linux strace \
 	     qemu-system-x86 busybox-static cpio kmod prometheus curl xdp-tools nftables binutils \
 	     libclang-rt-dev xz-utils mmdebstrap debian-archive-keyring libsisimai-perl dnsmasq-base tcpdump
-# tests/t_toolchain.sh builds in a cached Debian 13 root holding these (and the
+# tests/e2e/t_toolchain.sh builds in a cached Debian 13 root holding these (and the
 # Essential ones): the build's own, and what t_wire.py and t_lifecycle.py call.
 DEPS_TOOLCHAIN := $(DEPS_RUN) python3 iproute2 util-linux strace procps hostname
 # make bench: the plot, and the servers a user would pick instead of mailless.
@@ -113,7 +113,8 @@ help:
 	@echo "make            build ./mailless (objects under $(OUT)/)"
 	@echo "make run        install missing Debian packages, build, serve port 25 (root)"
 	@echo "make test       install missing Debian packages, build, run the whole test suite;"
-	@echo "                F='PATTERN...' only the files tests/t_*PATTERN*, T=REGEX only the"
+	@echo "                F='PATTERN...' only the files tests/LAYER/t_* whose LAYER/NAME has"
+	@echo "                one (F=unit/, F=lifecycle), T=REGEX only the"
 	@echo "                results that match (TAP 13 output: prove -e bash tests/run.sh)"
 	@echo "make unit       build and run the pure C unit tests only (= make check;"
 	@echo "                no root needed)"
@@ -132,8 +133,8 @@ help:
 	@echo "                write docs/interop.md and the README's dialect table (root)"
 	@echo "make tools      build the load generator and the floor server into $(OUT)/tools/"
 	@echo "                (tools/README.md)"
-	@echo "make toolchain-deps  the Debian 13 root's packages (tests/t_toolchain.sh,"
-	@echo "                tests/toolchain/root.sh --rebuild rebuilds the root)"
+	@echo "make toolchain-deps  the Debian 13 root's packages (tests/e2e/t_toolchain.sh,"
+	@echo "                tests/e2e/toolchain/root.sh --rebuild rebuilds the root)"
 	@echo "make clean      remove $(OUT)/, ./mailless and ./mailless-san"
 	@echo "CFLAGS= CPPFLAGS= LDFLAGS=  added to the hardened flags (e.g. dpkg-buildflags)"
 	@echo "V=1             show the commands"
@@ -185,7 +186,7 @@ bench: deps-bench
 	$(MAKE) mailless tools
 	python3 tools/bench.py
 
-# The Debian 13 root's package list, for tests/toolchain/root.sh.
+# The Debian 13 root's package list, for tests/e2e/toolchain/root.sh.
 toolchain-deps:
 	@echo $(DEPS_TOOLCHAIN)
 
@@ -201,7 +202,7 @@ test: deps-test
 
 soak: deps-test
 	$(MAKE) mailless tools
-	python3 tests/soak.py
+	python3 tests/e2e/soak.py
 
 interop: deps-test
 	$(MAKE) mailless
@@ -239,22 +240,25 @@ TEST_BINS := $(OUT)/tests/wirecheck $(OUT)/tests/unit_proto $(OUT)/tests/unit_bu
 	     $(OUT)/tests/mailless-hooks
 .PHONY: tests-build
 tests-build: $(TEST_BINS)
-$(OUT)/tests/%: tests/c/%.c | $(OUT)/tests
+$(OUT)/tests/unit_%: tests/unit/unit_%.c | $(OUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(TEST_CPPFLAGS) $(TOOL_CFLAGS) -MMD -MP $(TOOL_LDFLAGS) -Wno-missing-field-initializers $< -o $@
+$(OUT)/tests/%: tests/e2e/c/%.c | $(OUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(TEST_CPPFLAGS) $(TOOL_CFLAGS) -MMD -MP $(TOOL_LDFLAGS) -Wno-missing-field-initializers $< -o $@
 # The option table's test includes user/log.c, which speaks to libbpf.
-$(OUT)/tests/unit_options: tests/c/unit_options.c | $(OUT)/tests
+$(OUT)/tests/unit_options: tests/unit/unit_options.c | $(OUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(TEST_CPPFLAGS) $(TOOL_CFLAGS) -MMD -MP $(TOOL_LDFLAGS) -Wno-missing-field-initializers $< $(LDLIBS) -o $@
 # The guard's table test loads the real object through its skeleton. It
 # writes headers through struct pointers into byte buffers, as the kernel
 # does: -fno-strict-aliasing, or gcc -O2 drops those stores.
-$(OUT)/tests/guard_table: tests/c/guard_table.c $(OUT)/guard.skel.h include/guard.h include/bucket.h | $(OUT)/tests
+$(OUT)/tests/guard_table: tests/e2e/c/guard_table.c $(OUT)/guard.skel.h include/guard.h include/bucket.h | $(OUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(TEST_CPPFLAGS) $(TOOL_CFLAGS) -MMD -MP $(TOOL_LDFLAGS) -fno-strict-aliasing -Wno-missing-field-initializers $< $(LDLIBS) -o $@
 
 # A controller whose sk_msg program every verifier rejects (an unchecked
-# packet read, under MLT_VERIFIER_REJECT): tests/t_refuse.sh checks that
+# packet read, under MLT_VERIFIER_REJECT): tests/e2e/t_refuse.sh checks that
 # mailless names the program and the verifier's complaint. Only eng_kernel.c
 # loads the skeleton; it is built again against this one.
 $(OUT)/reject:
@@ -273,8 +277,8 @@ $(OUT)/tests/mailless-reject: $(filter-out $(OUT)/user/eng_kernel.o,$(patsubst u
 	$(Q)$(CC) $(ML_CFLAGS) $(ML_LDFLAGS) $^ $(LDLIBS) -o $@
 
 # A controller with the test hooks (ML_TEST_HOOKS: MAILLESS_TEST_RING_KIB
-# shrinks the event ring, tests/t_kernel.sh): never in ./mailless, which
-# tests/t_hardening.sh checks.
+# shrinks the event ring, tests/e2e/t_kernel.sh): never in ./mailless, which
+# tests/e2e/t_hardening.sh checks.
 $(OUT)/hooks:
 	$(Q)mkdir -p $@
 $(OUT)/hooks/eng_kernel.o: user/eng_kernel.c Makefile $(SKELS) | $(OUT)/hooks
@@ -294,7 +298,7 @@ $(OUT)/tools/floor: tools/floor.c Makefile | $(OUT)/tools
 # Harnesses link what they call from $(OUT)/fuzz/libml.a: the controller's
 # objects (all but main.c), built with clang, ASan, UBSan and coverage. `make
 # fuzz` runs each for FUZZ_SECONDS (new inputs: $(OUT)/fuzz/corpus/NAME/,
-# crashes: $(OUT)/fuzz/crash/); tests/t_fuzz.sh runs each for 10 s.
+# crashes: $(OUT)/fuzz/crash/); tests/fuzz/t_fuzz.sh runs each for 10 s.
 
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUT)/fuzz/%,$(FUZZ_SRCS))

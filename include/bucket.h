@@ -2,7 +2,7 @@
 /*
  * bucket.h - the XDP guard's per-source SYN token bucket, as pure integer
  * math: no kernel or libc dependency, time passed in, so bpf/guard.bpf.c
- * runs exactly what tests/c/unit_bucket.c checks with controlled time.
+ * runs exactly what tests/unit/unit_bucket.c checks with controlled time.
  *
  * Tokens are kept in millionths (ML_BUCKET_SCALE) so that slow rates refill
  * smoothly. A bucket holds at most `burst` tokens; each SYN takes one; it

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # debroot.sh - a cached minimal Debian root, built with mmdebstrap from
-# Debian's archive only: tests/toolchain/root.sh (the Debian 13 toolchain
+# Debian's archive only: tests/e2e/toolchain/root.sh (the Debian 13 toolchain
 # root) and tests/interop/root.sh (one root per MTA) are its users.
 #
 # Usage: tests/debroot.sh [--rebuild | --check | --path] CACHE NAME SUITE PACKAGE...

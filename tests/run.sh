@@ -3,9 +3,11 @@
 # run.sh - run the mailless tests (what `make test` calls).
 #
 # Usage: tests/run.sh [PATTERN...]
-#   Runs every tests/t_*.sh (bash) and tests/t_*.py (python3) in name order,
-#   or only those whose file name contains one of the PATTERNs (shell globs
-#   allowed: `tests/run.sh wire 'l*s'`). Each file runs under a time limit (a
+#   Runs every tests/LAYER/t_*.sh (bash) and t_*.py (python3) in file name
+#   order, LAYER being unit (C, no root), e2e (namespaces, real kernel
+#   programs and clients), vm (other Debian kernels under qemu), fuzz and
+#   interop (Debian's MTAs); or only those whose LAYER/FILE contains one of
+#   the PATTERNs (shell globs allowed: `tests/run.sh wire 'l*s' unit/`). Each file runs under a time limit (a
 #   "mlt-timeout: SECS" comment near its top, default 300) and prints lines
 #     ok - NAME | not ok - NAME: why | skip - NAME: reason
 #   which are numbered here into TAP version 13 (ok N - NAME, not ok N - NAME,
@@ -74,12 +76,14 @@ fi
 
 # Which compilers and libraries the host stage uses (t_toolchain.sh prints its
 # Debian 13 root's the same way).
-bash "$here/toolchain/versions.sh" host "$MAILLESS"
+bash "$here/e2e/toolchain/versions.sh" host "$MAILLESS"
 
+# Every layer's t_* files, in name order across layers (as one flat list);
+# a PATTERN matches LAYER/FILE, so `unit/` or `vm/` picks a layer.
 files=()
-for f in "$here"/t_*.sh "$here"/t_*.py; do
+for f in "$here"/*/t_*.sh "$here"/*/t_*.py; do
 	[ -e "$f" ] || continue
-	name=$(basename "$f")
+	name=$(basename "$(dirname "$f")")/$(basename "$f")
 	if [ $# -gt 0 ]; then
 		match=0
 		for pat in "$@"; do
@@ -88,9 +92,9 @@ for f in "$here"/t_*.sh "$here"/t_*.py; do
 		done
 		[ $match -eq 1 ] || continue
 	fi
-	files+=("$f")
+	files+=("$(basename "$f")"$'\t'"$f")
 done
-mapfile -t files < <(printf '%s\n' "${files[@]}" | sort)
+mapfile -t files < <(printf '%s\n' "${files[@]}" | sort | cut -f2)
 if [ ${#files[@]} -eq 0 ] || [ -z "${files[0]}" ]; then
 	tap fail "run.sh: no test file matches: $*"
 	summary

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# vmtest.sh - sourced by the tests/t_kernel*.sh files: boot a Debian suite's own
+# vmtest.sh - sourced by the tests/vm/t_kernel*.sh files: boot a Debian suite's own
 # kernel under qemu (tests/vm/boot.sh) with one of the payloads in tests/vm/ and
 # turn what it printed into ok / not ok lines.
 #

@@ -7,7 +7,7 @@
 #   wire4, wire6: ... which serves the wire byte-exactly over IPv4, IPv6 ...
 #   exit:   ... and exits 0 on SIGTERM, leaving nothing behind
 # Each prints "fallback: ok NAME ..." or "fallback: FAILED NAME: why", which
-# tests/t_kernel510.sh turns into ok / not ok lines; mailless's own output is
+# tests/vm/t_kernel510.sh turns into ok / not ok lines; mailless's own output is
 # shown verbatim after "fallback: kernel> " and "fallback: auto> ".
 # /payload holds mailless, wirecheck and vm.conf (EXPECT_KERNEL=5.10).
 set -u

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Payload for tests/t_kernel612_lockdown.sh: the kernel booted with
+# Payload for tests/vm/t_kernel612_lockdown.sh: the kernel booted with
 # lockdown=confidentiality (what a distribution kernel enforces at its
 # strictest; Secure Boot gives integrity). Each part either serves, or
 # refuses with a message that names the lockdown, and then --engine auto

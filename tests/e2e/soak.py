@@ -25,7 +25,7 @@ into docs/reliability.md, between its "soak:begin" and "soak:end" markers.
 Exit status 0 iff every engine passed. Needs root; builds nothing (make soak
 builds mailless and .output/tools/loadgen first).
 
-The helpers here are also used by tests/t_soak.py.
+The helpers here are also used by tests/e2e/t_soak.py.
 """
 import json
 import os

@@ -5,7 +5,7 @@
 # client namespace against each engine and dialect, IPv4 and IPv6. The whole
 # transcript must match (220, 250 with ENHANCEDSTATUSCODES, 250, 521 at RCPT,
 # clean 221; or 521 at the banner in the rfc7504 dialect; the texts from
-# tests/mltest.py), and so must swaks's exit status (24: RCPT rejected, 21:
+# tests/e2e/mltest.py), and so must swaks's exit status (24: RCPT rejected, 21:
 # banner rejected).
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -18,7 +18,7 @@ if ! command -v swaks >/dev/null; then
 fi
 note "$(swaks --version 2>&1 | head -n1)"
 
-# One reply of the wire table (tests/mltest.py TEXTS) as swaks prints it:
+# One reply of the wire table (tests/e2e/mltest.py TEXTS) as swaks prints it:
 # every line after PREFIX ("<-  " received, "<** " a rejection).
 reply() { # PREFIX DIALECT HOST KIND
 	mlpy reply "$2" "$3" "$4" | tr -d '\r' | sed "s/^/$1/"

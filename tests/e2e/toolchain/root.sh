@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# root.sh - the cached Debian 13 (trixie) root that tests/t_toolchain.sh builds
+# root.sh - the cached Debian 13 (trixie) root that tests/e2e/t_toolchain.sh builds
 # mailless in and runs the kernel-engine tests from (README "Development").
 #
-# Usage: tests/toolchain/root.sh [--rebuild | --check | --path] [PACKAGE...]
+# Usage: tests/e2e/toolchain/root.sh [--rebuild | --check | --path] [PACKAGE...]
 #   The options are tests/debroot.sh's. PACKAGE... defaults to the Makefile's
 #   DEPS_TOOLCHAIN (`make -s toolchain-deps`), which t_toolchain.sh passes too.
 #
@@ -19,6 +19,6 @@ opt=()
 case ${1:-} in -*) opt=("$1"); shift ;; esac
 if [ $# -eq 0 ]; then
 	# shellcheck disable=SC2046 # the list is words
-	set -- $(make -s --no-print-directory -C "$here/../.." toolchain-deps)
+	set -- $(make -s --no-print-directory -C "$here/../../.." toolchain-deps)
 fi
-exec bash "$here/../debroot.sh" "${opt[@]}" "${MLT_TOOLCHAIN_CACHE:-/var/cache/mailless/toolchain}" trixie trixie "$@"
+exec bash "$here/../../debroot.sh" "${opt[@]}" "${MLT_TOOLCHAIN_CACHE:-/var/cache/mailless/toolchain}" trixie trixie "$@"

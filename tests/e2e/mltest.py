@@ -23,7 +23,7 @@ mltest.py - shared helpers of the mailless end-to-end tests.
   model()      a reference model of the dialogue written from the wire table
                (not from include/proto.h), used to predict transcripts.
 
-Also a small CLI for the shell tests: `python3 tests/mltest.py --help`.
+Also a small CLI for the shell tests: `python3 tests/e2e/mltest.py --help`.
 """
 import ctypes
 import json
@@ -39,7 +39,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MAILLESS = os.environ.get("MAILLESS", os.path.join(TOP, "mailless"))
 PREFIX = os.environ.get("MLT_PREFIX", "mlt-%d" % os.getpid())
 ALL_ENGINES = ("kernel", "user")
@@ -478,7 +478,7 @@ def _sigterm(signum, frame):
 # inner one is written). rcpt: RFC 3463 enhanced codes after the code in all
 # but the greeting, HELO, EHLO and BUSY. rfc7504 answers every command but
 # QUIT with "reject" and negotiates nothing: None marks what it never sends.
-# The server's copy is ml_render() in user/replies.c; tests/c/wirecheck.c
+# The server's copy is ml_render() in user/replies.c; tests/e2e/c/wirecheck.c
 # (no Python in the VMs) has a third.
 TEXTS = {
     "rcpt": {

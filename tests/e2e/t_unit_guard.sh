@@ -3,7 +3,7 @@
 # IPv4/IPv6 frames, verdicts, counters); root. Its token bucket's pure C
 # test is in t_unit.sh.
 # mlt-timeout: 60
-top=$(cd "$(dirname "$0")/.." && pwd)
+top=$(cd "$(dirname "$0")/../.." && pwd)
 rc=0
 for t in guard_table; do
 	bin=$top/.output/tests/$t

@@ -7,7 +7,7 @@ commands, empty lines, lone CRs, long lines, rare floods, random cuts into
 segments with small random delays, pipelining, early talkers, ending with
 QUIT; a third over IPv6) run against the kernel engine and the user engine, which must put
 identical bytes on the wire. Both are also compared with the reference model
-(tests/mltest.py model()).
+(tests/e2e/mltest.py model()).
 
 The seed is printed; rerun one with MLT_SEED=N. MLT_DIFF_SCRIPTS=N changes the
 number of scripts (default 400 in the rcpt dialect + 100 in rfc7504).

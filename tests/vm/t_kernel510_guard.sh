@@ -5,5 +5,5 @@
 # through libxdp's dispatcher.
 # mlt-timeout: 360
 set -u
-. "$(dirname "$0")"/vm/vmtest.sh
+. "$(dirname "$0")"/vmtest.sh
 vm_guard bullseye 5.10 "Debian 11" user

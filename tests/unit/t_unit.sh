@@ -4,7 +4,7 @@
 # (the guard's SYN token bucket, with controlled time), user/options.c and
 # config.c (the option table and where settings come from).
 # mlt-root: no
-top=$(cd "$(dirname "$0")/.." && pwd)
+top=$(cd "$(dirname "$0")/../.." && pwd)
 rc=0
 for t in unit_proto unit_srctab unit_bucket unit_options; do
 	bin=$top/.output/tests/$t

@@ -8,16 +8,16 @@
 # coexistence through libxdp's dispatcher where the kernel allows it
 # (skipped, with the reason, where it does not).
 # mlt-timeout: 180
-# Self-contained (no tests/lib.sh): TAP-ish lines as tests/run.sh counts them.
+# Self-contained (no tests/e2e/lib.sh): TAP-ish lines as tests/run.sh counts them.
 set -u
-top=$(cd "$(dirname "$0")/.." && pwd)
+top=$(cd "$(dirname "$0")/../.." && pwd)
 MAILLESS=${MAILLESS:-$top/mailless}
 PREFIX=${MLT_PREFIX:-mlt-$$}
 NS_S=$PREFIX-gs NS_C=$PREFIX-gc
 VS=g$$s VC=g$$c			# interface names: at most 15 characters
 PIN=/sys/fs/bpf/$PREFIX-guard
 TMP=$(mktemp -d "/tmp/$PREFIX-guard.XXXXXX")
-FLOOD="python3 $top/tests/guard_flood.py"
+FLOOD="python3 $top/tests/e2e/guard_flood.py"
 PIDS=()
 npass=0 nfail=0 nskip=0
 

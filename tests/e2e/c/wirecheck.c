@@ -144,7 +144,7 @@ int main(int argc, char **argv)
 	name = argv[3];
 	rfc7504 = !strcmp(argv[4], "rfc7504");
 
-	/* README's table, as tests/mltest.py TEXTS has it (no Python here):
+	/* README's table, as tests/e2e/mltest.py TEXTS has it (no Python here):
 	 * rcpt with RFC 3463 codes, rfc7504 without, and 521 to every command
 	 * but QUIT, EHLO and HELO included. */
 	if (rfc7504) {

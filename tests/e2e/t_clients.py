@@ -8,7 +8,7 @@ t_clients.py - a real client nobody here wrote: Python's smtplib.
   rcpt dialect: sendmail() raises SMTPRecipientsRefused, 521 for every
   recipient; EHLO/HELO/NOOP/RSET/VRFY/DATA/QUIT replies as smtplib parses
   them (EHLO: the one extension ENHANCEDSTATUSCODES); IPv4 and IPv6.
-  Expected replies come from tests/mltest.py's TEXTS.
+  Expected replies come from tests/e2e/mltest.py's TEXTS.
 """
 import os
 import smtplib

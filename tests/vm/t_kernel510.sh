@@ -5,5 +5,5 @@
 # user engine and serve the same bytes (tests/vm/fallback/run.sh).
 # mlt-timeout: 360
 set -u
-. "$(dirname "$0")"/vm/vmtest.sh
+. "$(dirname "$0")"/vmtest.sh
 vm_fallback bullseye 5.10 "Debian 11"

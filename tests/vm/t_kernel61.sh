@@ -4,5 +4,5 @@
 # rejects code 6.18 accepts and the reverse; both must stay green.
 # mlt-timeout: 360
 set -u
-. "$(dirname "$0")"/vm/vmtest.sh
+. "$(dirname "$0")"/vmtest.sh
 vm_wire bookworm 6.1 "Debian 12"

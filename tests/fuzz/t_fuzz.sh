@@ -7,7 +7,7 @@
 # among them), new inputs into a temporary directory: "ok" per harness that
 # ran its time without a crash, its executions as a note. Longer runs:
 # `make fuzz FUZZ_SECONDS=...` (README "Development").
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../e2e/lib.sh"
 ml_init t_fuzz
 secs=${FUZZ_TEST_SECONDS:-10}
 FUZZ_CORPUS=$ML_TMP/corpus bash "$ML_TESTS/fuzz/run.sh" "$secs" >"$ML_TMP/out" 2>&1

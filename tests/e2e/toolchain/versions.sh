@@ -6,7 +6,7 @@
 # clang, cc, bpftool); libbpf and libxdp are the -dev packages' pkg-config
 # versions (what the build links against). With a binary as $2, also the libbpf
 # it reports at run time (`mailless --version`). tests/run.sh prints the host's,
-# tests/t_toolchain.sh its Debian 13 root's.
+# tests/e2e/t_toolchain.sh its Debian 13 root's.
 set -u
 label=${1:-host}
 bin=${2:-}

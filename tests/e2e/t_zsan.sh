@@ -47,12 +47,18 @@ stage() {
 	MAILLESS=$SAN_BIN MLT_ENGINES=$engine bash "$ML_TESTS/run.sh" "$@" >"$out" 2>&1
 	rc=$?
 	while IFS= read -r line; do
+		# run.sh's TAP: "ok N - NAME", "not ok N - NAME: why",
+		# "ok N - NAME # SKIP reason", "# === FILE: counts".
 		case $line in
-		"ok - "*) ok "SAN $engine: ${line#ok - }" ;;
-		"not ok - "*) ML_FAILED=$((ML_FAILED + 1)); echo "not ok - SAN $engine: ${line#not ok - }" ;;
-		"skip - "*"by MLT_ENGINES"*) note "SAN $engine: ${line#skip - }" ;;	# chosen here
-		"skip - "*) ML_SKIPPED=$((ML_SKIPPED + 1)); echo "skip - SAN $engine: ${line#skip - }" ;;
-		"=== "*": "*) note "SAN $engine: ${line#=== }" ;;	# per-file counts
+		"ok "[0-9]*" - "*"# SKIP "*"by MLT_ENGINES"*)	# chosen here
+			note "SAN $engine: ${line#* - }" ;;
+		"ok "[0-9]*" - "*"# SKIP "*)
+			line=${line#* - }
+			ML_SKIPPED=$((ML_SKIPPED + 1))
+			echo "skip - SAN $engine: ${line% \# SKIP *}: ${line##* \# SKIP }" ;;
+		"ok "[0-9]*" - "*) ok "SAN $engine: ${line#* - }" ;;
+		"not ok "[0-9]*" - "*) ML_FAILED=$((ML_FAILED + 1)); echo "not ok - SAN $engine: ${line#* - }" ;;
+		"# === "*": "*) note "SAN $engine: ${line#\# === }" ;;	# per-file counts
 		*"ERROR: AddressSanitizer"* | *"runtime error:"* | *"LeakSanitizer"*)
 			fail "SAN $engine: sanitizer output in the test log" "$line" ;;
 		esac

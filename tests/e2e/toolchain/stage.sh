@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# stage.sh ROOT TOP - the inside of tests/t_toolchain.sh: build mailless from
+# stage.sh ROOT TOP - the inside of tests/e2e/t_toolchain.sh: build mailless from
 # TOP's tracked files with the Debian 13 root ROOT's toolchain, then run the
 # kernel-engine wire and lifecycle tests with that build on the host kernel.
 #
@@ -113,21 +113,21 @@ if ! "${IN_ROOT[@]}" make -C "$W" -j"$(nproc)" mailless >"$root/tmp/build.log" 2
 	fail "build (make mailless)" "$(tail -n 15 "$root/tmp/build.log")"
 	exit 1
 fi
-if ! "${IN_ROOT[@]}" bash "$W/tests/toolchain/versions.sh" debian13 "$W/mailless"; then
-	fail "toolchain versions" "tests/toolchain/versions.sh failed in the root"
+if ! "${IN_ROOT[@]}" bash "$W/tests/e2e/toolchain/versions.sh" debian13 "$W/mailless"; then
+	fail "toolchain versions" "tests/e2e/toolchain/versions.sh failed in the root"
 fi
 ok "build (make mailless, $(($(date +%s) - t0))s)"
 
 # The tests, one file at a time, each under its own mlt-timeout like run.sh.
 for f in t_wire.py t_lifecycle.py; do
-	limit=$(sed -n '1,30s/.*mlt-timeout: *\([0-9][0-9]*\).*/\1/p' "$root$W/tests/$f" | head -n1)
+	limit=$(sed -n '1,30s/.*mlt-timeout: *\([0-9][0-9]*\).*/\1/p' "$root$W/tests/e2e/$f" | head -n1)
 	limit=${MLT_TIME_LIMIT:-${limit:-300}}
 	out=$root/tmp/$f.out
 	note "=== $f (kernel engine, limit ${limit}s)"
 	t0=$(date +%s)
 	"${IN_ROOT[@]}" MLT_PREFIX="$P" MLT_ENGINES=kernel PYTHONDONTWRITEBYTECODE=1 \
 		MAILLESS="$W/mailless" ${MLT_SEED:+MLT_SEED="$MLT_SEED"} \
-		timeout -k 15 "$limit" python3 "$W/tests/$f" >"$out" 2>&1 </dev/null &
+		timeout -k 15 "$limit" python3 "$W/tests/e2e/$f" >"$out" 2>&1 </dev/null &
 	tpid=$!
 	# Relayed as they come; a file, not a pipe, so a leftover cannot stall us.
 	tail -s 0.2 -n +1 -f --pid="$tpid" "$out" | awk -v t="$T" '

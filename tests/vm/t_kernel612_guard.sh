@@ -4,5 +4,5 @@
 # detach, and xdp-filter beside it through libxdp's dispatcher.
 # mlt-timeout: 360
 set -u
-. "$(dirname "$0")"/vm/vmtest.sh
+. "$(dirname "$0")"/vmtest.sh
 vm_guard trixie 6.12 "Debian 13"

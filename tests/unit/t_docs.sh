@@ -5,7 +5,7 @@
 # binary's printing commands.
 # mlt-root: no
 # mlt-timeout: 30
-top=$(cd "$(dirname "$0")/.." && pwd)
+top=$(cd "$(dirname "$0")/../.." && pwd)
 MAILLESS=${MAILLESS:-$top/mailless}
 rc=0
 ok()   { echo "ok - docs: $1"; }

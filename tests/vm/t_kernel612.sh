@@ -4,5 +4,5 @@
 # stable kernel of the current Debian release, between 6.1 and the host's.
 # mlt-timeout: 360
 set -u
-. "$(dirname "$0")"/vm/vmtest.sh
+. "$(dirname "$0")"/vmtest.sh
 vm_wire trixie 6.12 "Debian 13"

@@ -8,14 +8,14 @@
 # MLT_ENGINES=kernel) with that build on the host kernel. Their result lines
 # come out as "ok - debian13 toolchain: ...", so tests/run.sh counts them once.
 #
-# The root: tests/toolchain/root.sh (built when missing or when the Makefile's
+# The root: tests/e2e/toolchain/root.sh (built when missing or when the Makefile's
 # DEPS_TOOLCHAIN changes; MLT_TOOLCHAIN_CACHE moves it). The build and the
-# tests: tests/toolchain/stage.sh, in a private mount namespace. The limit
+# tests: tests/e2e/toolchain/stage.sh, in a private mount namespace. The limit
 # above leaves room for a cold root (~1 minute measured here, more on a slow
 # link) plus the build and both tests (~1 minute).
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-top=$(cd "$here/.." && pwd)
+top=$(cd "$here/../.." && pwd)
 T="debian13 toolchain"
 P=${MLT_PREFIX:-mlt-$$}-d13
 spid=""

@@ -5,5 +5,5 @@
 # xdp-filter through libxdp's dispatcher where 6.1 allows it.
 # mlt-timeout: 360
 set -u
-. "$(dirname "$0")"/vm/vmtest.sh
+. "$(dirname "$0")"/vmtest.sh
 vm_guard bookworm 6.1 "Debian 12"

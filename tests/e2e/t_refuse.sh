@@ -19,7 +19,7 @@
 #     message names ml_msg, quotes the verifier's complaint (a line of the
 #     log libbpf printed) and asks for a report.
 #   The kernel too old (a missing bpf_loop() and the release that added it)
-#   is tested on Debian 11's 5.10 in a VM (tests/t_vm*.sh), kernel lockdown
+#   is tested on Debian 11's 5.10 in a VM (tests/vm/t_kernel510.sh), kernel lockdown
 #   there too: neither can be arranged on the host.
 . "$(dirname "$0")/lib.sh"
 ml_init t_refuse

@@ -7,5 +7,5 @@
 # bpf_probe_read_kernel() and the like, which mailless does not use.
 # mlt-timeout: 360
 set -u
-. "$(dirname "$0")"/vm/vmtest.sh
+. "$(dirname "$0")"/vmtest.sh
 vm_lockdown trixie 6.12 "Debian 13"
