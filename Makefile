@@ -16,7 +16,7 @@ CFLAGS   ?= -O2 -g
 CPPFLAGS ?=
 LDFLAGS  ?=
 
-# Hardening (README "Development"; tests/e2e/t_hardening.sh checks the result).
+# Hardening (README "Development"; tests/e2e/t_hardening.py checks the result).
 # _FORTIFY_SOURCE=3 needs optimisation: none with -O0 (glibc would warn, and
 # -Werror stop), and the caller's own _FORTIFY_SOURCE level wins over ours.
 HARDEN_CFLAGS  := -fstack-protector-strong -fstack-clash-protection -fcf-protection -fPIE
@@ -258,7 +258,7 @@ $(OUT)/tests/guard_table: tests/e2e/c/guard_table.c $(OUT)/guard.skel.h include/
 	$(Q)$(CC) $(TEST_CPPFLAGS) $(TOOL_CFLAGS) -MMD -MP $(TOOL_LDFLAGS) -fno-strict-aliasing -Wno-missing-field-initializers $< $(LDLIBS) -o $@
 
 # A controller whose sk_msg program every verifier rejects (an unchecked
-# packet read, under MLT_VERIFIER_REJECT): tests/e2e/t_refuse.sh checks that
+# packet read, under MLT_VERIFIER_REJECT): tests/e2e/t_refuse.py checks that
 # mailless names the program and the verifier's complaint. Only eng_kernel.c
 # loads the skeleton; it is built again against this one.
 $(OUT)/reject:
@@ -277,8 +277,8 @@ $(OUT)/tests/mailless-reject: $(filter-out $(OUT)/user/eng_kernel.o,$(patsubst u
 	$(Q)$(CC) $(ML_CFLAGS) $(ML_LDFLAGS) $^ $(LDLIBS) -o $@
 
 # A controller with the test hooks (ML_TEST_HOOKS: MAILLESS_TEST_RING_KIB
-# shrinks the event ring, tests/e2e/t_kernel.sh): never in ./mailless, which
-# tests/e2e/t_hardening.sh checks.
+# shrinks the event ring, tests/e2e/t_kernel.py): never in ./mailless, which
+# tests/e2e/t_hardening.py checks.
 $(OUT)/hooks:
 	$(Q)mkdir -p $@
 $(OUT)/hooks/eng_kernel.o: user/eng_kernel.c Makefile $(SKELS) | $(OUT)/hooks
@@ -298,7 +298,7 @@ $(OUT)/tools/floor: tools/floor.c Makefile | $(OUT)/tools
 # Harnesses link what they call from $(OUT)/fuzz/libml.a: the controller's
 # objects (all but main.c), built with clang, ASan, UBSan and coverage. `make
 # fuzz` runs each for FUZZ_SECONDS (new inputs: $(OUT)/fuzz/corpus/NAME/,
-# crashes: $(OUT)/fuzz/crash/); tests/fuzz/t_fuzz.sh runs each for 10 s.
+# crashes: $(OUT)/fuzz/crash/); tests/fuzz/t_fuzz.py runs each for 10 s.
 
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUT)/fuzz/%,$(FUZZ_SRCS))

@@ -957,7 +957,7 @@ int ml_msg(struct sk_msg_md *msg)
 	first = d[0];
 #ifdef MLT_VERIFIER_REJECT
 	/* Only in the test build .output/tests/mailless-reject: a read past
-	 * the checked octet, which every verifier rejects (tests/e2e/t_refuse.sh
+	 * the checked octet, which every verifier rejects (tests/e2e/t_refuse.py
 	 * checks what mailless says then). */
 	first = d[1];
 #endif

@@ -27,7 +27,8 @@
 #   MLT_SEED (seed of the random tests), MLT_TIME_LIMIT (override every limit).
 #
 # Needs root (namespaces, bpffs, BPF), but for the files marked
-# "mlt-root: no" (the C unit tests): without root only those run, and every
+# "mlt-root: no" (the unit layer, the fuzzers, the hardening check): without
+# root only those run, and every
 # other file is reported as one skip. Everything a test creates is named with
 # MLT_PREFIX (mlt-<runner pid>-<file index>); after each file whatever is left
 # with that prefix (processes that carry it in their environment, network

@@ -8,7 +8,7 @@
 # coexistence through libxdp's dispatcher where the kernel allows it
 # (skipped, with the reason, where it does not).
 # mlt-timeout: 180
-# Self-contained (no tests/e2e/lib.sh): TAP-ish lines as tests/run.sh counts them.
+# Self-contained: TAP-ish lines as tests/run.sh counts them.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 MAILLESS=${MAILLESS:-$top/mailless}

@@ -6,7 +6,7 @@
 # into $FUZZ_CORPUS/NAME/ (default .output/fuzz/corpus), crashes into
 # $FUZZ_CORPUS/../crash/. Prints TAP-ish lines, one per harness, with its
 # executions, exec/s and crashes, and a total; exit 1 if any crashed.
-# `make fuzz` calls it with FUZZ_SECONDS; tests/fuzz/t_fuzz.sh with 10.
+# `make fuzz` calls it with FUZZ_SECONDS; tests/fuzz/t_fuzz.py with 10.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-60}

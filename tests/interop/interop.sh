@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
 # interop.sh - one message from a real MTA to mailless, and what comes back.
-# Sourced after tests/e2e/lib.sh by tests/interop/t_interop.sh (the default row, in `make
+# Sourced after tests/interop/lib.sh by tests/interop/t_interop.sh (the default row, in `make
 # test`) and tests/interop/matrix.sh (`make interop`, the whole matrix).
 #
 # interop_run MTA ENGINE DIALECT WINDOW X

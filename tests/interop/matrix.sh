@@ -12,7 +12,7 @@
 # Prints the same ok / not ok lines as the tests: a run that fails to run is
 # "not ok"; an MTA that defers is a result, not a failure.
 set -u
-. "$(dirname "${BASH_SOURCE[0]}")/../e2e/lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ml_init interop-matrix
 . "$ML_TESTS/interop/interop.sh"
 . "$ML_TESTS/interop/expect.sh"

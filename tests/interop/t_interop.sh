@@ -13,7 +13,7 @@
 # The MTAs' roots (tests/interop/root.sh) are built when missing: about 1 GB
 # and 1 minute each on first use, cached in /var/cache/mailless/interop.
 set -u
-. "$(dirname "${BASH_SOURCE[0]}")/../e2e/lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ml_init t_interop
 . "$ML_TESTS/interop/interop.sh"
 . "$ML_TESTS/interop/expect.sh"

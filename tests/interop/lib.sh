@@ -1,6 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0
-# lib.sh - shared helpers of the mailless shell tests. Source it, then call
-# ml_init NAME. Mirrors tests/e2e/mltest.py (the Python tests' helpers).
+# lib.sh - the shell side of the interop harness (t_interop.sh, matrix.sh,
+# which source interop.sh after it): the MTAs run in chroot jails driven
+# from shell. Every other end-to-end test uses tests/e2e/mltest.py, whose
+# Env, Pair and Server these functions follow; moving interop onto it
+# would leave one harness. Source it, then call ml_init NAME.
 #
 #   ok NAME / fail NAME WHY / skip NAME REASON    TAP-ish result lines
 #   ml_pair TAG X [NET4 NET6]  server ns $PREFIX-${TAG}s, client ns
@@ -13,12 +16,10 @@
 #                      if it did not become ready.
 #   ml_stop PID        SIGTERM and wait (bounded); ML_RC = exit status
 #   in_ns NS CMD...    run CMD in network namespace NS (nsenter --net=)
-#   mlpy ARGS...       python3 tests/e2e/mltest.py ARGS (client helpers)
 # Everything is torn down by the EXIT trap: started processes (by PID only),
 # `mailless unload` for the pin dirs used, namespaces, temp files.
 
-ML_E2E=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)	# tests/e2e
-ML_TESTS=$(cd "$ML_E2E/.." && pwd)			# tests/
+ML_TESTS=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)	# tests/
 ML_TOP=$(cd "$ML_TESTS/.." && pwd)
 MAILLESS=${MAILLESS:-$ML_TOP/mailless}
 PREFIX=${MLT_PREFIX:-mlt-$$}
@@ -110,7 +111,6 @@ in_ns() {
 	nsenter --net="/run/netns/$ns" "$@"
 }
 
-mlpy() { python3 "$ML_E2E/mltest.py" "$@"; }
 
 # ml_start VAR NS PINDIR ARGS...
 ml_start() {
