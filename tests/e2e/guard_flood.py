@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""guard_flood.py - helpers of tests/e2e/t_guard.sh (run inside a namespace).
+"""guard_flood.py - helpers of tests/e2e/t_guard.py (run inside a namespace).
 
   guard_flood.py syn SRC DST PORT COUNT   send COUNT bare SYNs from SRC with a
                                           raw socket (bounded, no retries)
