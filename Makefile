@@ -206,7 +206,7 @@ soak: deps-test
 
 interop: deps-test
 	$(MAKE) mailless
-	bash tests/interop/matrix.sh
+	python3 tests/interop/matrix.py
 
 # The C unit tests: no root, no kernel programs (make check is the same).
 UNIT_BINS := $(OUT)/tests/unit_proto $(OUT)/tests/unit_srctab $(OUT)/tests/unit_bucket \

@@ -120,7 +120,7 @@ sweep() {
 		ip netns del "$ns" 2>/dev/null
 		left+=("netns $ns")
 	done
-	rm -rf /tmp/"$prefix".* /tmp/"$prefix"-*.conf 2>/dev/null # lib.sh and mltest.py temp files
+	rm -rf /tmp/"$prefix".* /tmp/"$prefix"-*.conf 2>/dev/null # the harness's temp files
 	if [ ${#left[@]} -gt 0 ]; then
 		echo "# $name left behind (removed now): ${left[*]}"
 	fi

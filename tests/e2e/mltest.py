@@ -227,14 +227,17 @@ def ensure_bpffs():
 class Pair:
     """A server namespace and a client namespace joined by veth."""
 
-    def __init__(self, tag, x):
+    def __init__(self, tag, x, net4=None, net6=None):
+        """net4, net6: the /24 and /64 (default 10.231.X and fd00:231:X)."""
+        net4 = net4 or "10.231.%d" % x
+        net6 = net6 or "fd00:231:%x" % x
         self.x = x
         self.srv = "%s-%ss" % (PREFIX, tag)
         self.cli = "%s-%sc" % (PREFIX, tag)
-        self.v4 = "10.231.%d.1" % x
-        self.v4c = "10.231.%d.2" % x
-        self.v6 = "fd00:231:%x::1" % x
-        self.v6c = "fd00:231:%x::2" % x
+        self.v4 = net4 + ".1"
+        self.v4c = net4 + ".2"
+        self.v6 = net6 + "::1"
+        self.v6c = net6 + "::2"
 
     def create(self):
         s, c = self.srv, self.cli
@@ -389,9 +392,9 @@ class Env:
         self.cleanup()
         return False
 
-    def pair(self, x=None, tag=None):
+    def pair(self, x=None, tag=None, net4=None, net6=None):
         self.npairs += 1
-        p = Pair(tag or str(self.npairs), x if x is not None else self.npairs)
+        p = Pair(tag or str(self.npairs), x if x is not None else self.npairs, net4, net6)
         self.pairs.append(p)
         p.create()
         return p

@@ -3,7 +3,7 @@
 # jail.sh ROOT DIR MTA HOST ADDR - PID 1 of one interop run's sender: the MTA
 # of Debian's package, running from a throwaway copy of its cached root.
 #
-# interop.sh starts it in the sender's network namespace with
+# interop.py starts it in the sender's network namespace with
 #   unshare --mount --uts --pid --fork --kill-child --propagation private
 # so everything below is private to this run and ends with it: killing the
 # unshare process kills this PID 1, and with it every process of the MTA; the

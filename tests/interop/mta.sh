@@ -10,7 +10,7 @@
 #     mailless.test an MX record, mx.mailless.test, at mailless's address,
 #     as the Internet would.
 # Sourced by jail.sh (setup, start: run as the jail's PID 1, with J set) and
-# by interop.sh (the rest: run from the host with J set to the jail's root
+# by interop.py (the rest: run from the host with J set to the jail's root
 # inside its mount namespace, through jx).
 #
 #   NAME_setup    configure, before any daemon runs
