@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
 """
-mltest.py - shared helpers of the mailless end-to-end tests.
+mltest.py - the harness of the mailless tests (e2e, interop, fuzz): every
+Python test file imports it; there is no other.
 
-  Suite        TAP-ish reporting: "ok - NAME", "not ok - NAME: why",
-               "skip - NAME: reason"; every case runs under a try so that one
-               failure never hides the others.
+  Suite        results: "ok - NAME", "not ok - NAME: why", "skip - NAME:
+               reason", which tests/run.sh numbers into TAP 13; every case
+               runs under a try so that one failure never hides the others.
   Env          network namespaces (a veth pair between a server and a client
                namespace, IPv4 10.231.X.0/24 and IPv6 fd00:231:X::/64), mailless
                servers and pin dirs, all torn down in cleanup() whatever
@@ -23,7 +24,8 @@ mltest.py - shared helpers of the mailless end-to-end tests.
   model()      a reference model of the dialogue written from the wire table
                (not from include/proto.h), used to predict transcripts.
 
-Also a small CLI for the shell tests: `python3 tests/e2e/mltest.py --help`.
+Also a small CLI of client helpers (sessions, fill, converse, reply), which
+t_kernel.py runs as separate processes: `python3 tests/e2e/mltest.py --help`.
 """
 import ctypes
 import json
