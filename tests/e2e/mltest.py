@@ -911,7 +911,7 @@ def pins(pin_dir):
 
 def _cli():
     import argparse
-    ap = argparse.ArgumentParser(description="mailless test client (for shell tests)")
+    ap = argparse.ArgumentParser(description="mailless test clients, in a namespace (t_kernel.py runs them as processes)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("converse", help="send stdin, print every byte received")
     c.add_argument("ns")
