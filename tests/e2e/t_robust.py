@@ -77,26 +77,17 @@ def bad_settings():
         r = sh(MAILLESS, "run", *args, check=False, timeout=20)
         return r.returncode, r.stdout + r.stderr
 
-    with tempfile.NamedTemporaryFile("w", prefix=PREFIX + ".", suffix=".conf") as f:
-        def unknown_key():
-            f.seek(0)
-            f.truncate()
-            f.write("hostname = ok.test\n# comment\nbogus = 1\n")
+    def conf_error(text, want):
+        """-c FILE holding text exits 2 with FILE:want."""
+        with tempfile.NamedTemporaryFile("w", prefix=PREFIX + ".", suffix=".conf") as f:
+            f.write(text)
             f.flush()
             rc, out = run("-c", f.name)
-            assert rc == 2 and "%s:3: unknown key 'bogus'" % f.name in out, \
-                "rc=%d %s" % (rc, out)
-        t.run("unknown key names file and line", unknown_key)
-
-        def bad_value():
-            f.seek(0)
-            f.truncate()
-            f.write("timeout = 0\n")
-            f.flush()
-            rc, out = run("-c", f.name)
-            assert rc == 2 and "%s:1: bad value '0' for timeout" % f.name in out, \
-                "rc=%d %s" % (rc, out)
-        t.run("bad value names file and line", bad_value)
+            assert rc == 2 and "%s:%s" % (f.name, want) in out, "rc=%d %s" % (rc, out)
+    t.run("unknown key names file and line", conf_error,
+          "hostname = ok.test\n# comment\nbogus = 1\n", "3: unknown key 'bogus'")
+    t.run("bad value names file and line", conf_error, "timeout = 0\n",
+          "1: bad value '0' for timeout")
 
     def bad_port():
         rc, out = run("-l", "1.2.3.4:99999")
