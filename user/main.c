@@ -189,7 +189,15 @@ static int cmd_admin(int argc, char **argv, const struct command *cmd)
 		default: usage_cmd(stderr, cmd); return 2;
 		}
 	}
-	if ((given & ~cmd->flags) || optind < argc) {
+	if (given & ~cmd->flags) {
+		log_err("'mailless %s' takes no %s", cmd->name,
+			given & ~cmd->flags & CMD_JSON ? "-j/--json" :
+			given & ~cmd->flags & CMD_PROM ? "--prometheus" : "--watch");
+		usage_cmd(stderr, cmd);
+		return 2;
+	}
+	if (optind < argc) {
+		log_err("unexpected argument '%s'", argv[optind]);
 		usage_cmd(stderr, cmd);
 		return 2;
 	}
@@ -223,6 +231,7 @@ static int cmd_options(int argc, char **argv, const struct command *cmd)
 		return 0;
 	}
 	if (argc != 1) {
+		log_err("unexpected argument '%s'", argv[1]);
 		usage_cmd(stderr, cmd);
 		return 2;
 	}
