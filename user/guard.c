@@ -153,30 +153,23 @@ static int lpm_add_text(struct lists *l, int deny, const char *text, const char 
 	return r;
 }
 
-/* A file of prefixes: one or more a line, commas or spaces, # comments. */
+struct lpm_file {
+	struct lists *l;
+	int deny;
+};
+
+static int lpm_add_tok(void *ctx, const char *tok, const char *where)
+{
+	struct lpm_file *lf = ctx;
+
+	return lpm_add(lf->l, lf->deny, tok, where);
+}
+
 static int lpm_add_file(struct lists *l, int deny, const char *path)
 {
-	char line[1024], where[PATH_MAX + 32], *tok, *save, *hash;
-	int lineno = 0, r = 0;
-	FILE *f = fopen(path, "re");
+	struct lpm_file lf = { l, deny };
 
-	if (!f) {
-		r = -errno;
-		log_err("cannot read %s-file %s: %s", deny ? "deny" : "allow", path, strerror(errno));
-		return r;
-	}
-	while (!r && fgets(line, sizeof(line), f)) {
-		lineno++;
-		if ((hash = strchr(line, '#')))
-			*hash = 0;
-		snprintf(where, sizeof(where), "%s:%d", path, lineno);
-		save = NULL;
-		for (tok = strtok_r(line, ", \t\r\n", &save); tok && !r;
-		     tok = strtok_r(NULL, ", \t\r\n", &save))
-			r = lpm_add(l, deny, tok, where);
-	}
-	fclose(f);
-	return r;
+	return ml_prefix_file(path, deny ? "deny-file" : "allow-file", lpm_add_tok, &lf);
 }
 
 static void lists_close(struct lists *l)

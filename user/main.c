@@ -3,16 +3,19 @@
  * unload, options, help, version), each with its own options. */
 #include <errno.h>
 #include <getopt.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 #include <bpf/libbpf.h>
 
 #include "admin.h"
 #include "config.h"
 #include "log.h"
 #include "options.h"
+#include "prefix.h"
 #include "server.h"
 #include "stats.h"
 
@@ -96,14 +99,17 @@ static int run_getopt(int argc, char **argv, struct option *lo, char *so)
 	return getopt_long(argc, argv, so, lo, NULL);
 }
 
-static int cmd_run(int argc, char **argv, const struct command *cmd)
+/* The settings of `run` (and `check`): the file, then the flags. Returns -1
+ * with *o loaded and *clip the flags (free it), or the exit status (0 after
+ * --help, 2 for a bad setting, which was said). */
+static int run_settings(int argc, char **argv, const struct command *cmd, struct ml_opts *o,
+			struct ml_cli_set **clip, int *ncli)
 {
 	struct option lo[ML_OPTIONS_MAX + 1];
 	char so[2 * ML_OPTIONS_MAX + 1];
 	struct ml_cli_set *cli = calloc(argc + 1, sizeof(*cli));
-	struct ml_opts o;
 	const char *conf = NULL;
-	int ncli = 0, c, ret;
+	int n = 0, c;
 
 	if (!cli)
 		return 1;
@@ -117,9 +123,9 @@ static int cmd_run(int argc, char **argv, const struct command *cmd)
 			return 2;
 		}
 		if (op->when != ML_CLI) {
-			cli[ncli].key = op->key;
-			cli[ncli].val = optarg;
-			ncli++;
+			cli[n].key = op->key;
+			cli[n].val = optarg;
+			n++;
 		} else if (!strcmp(op->key, "config")) {
 			conf = optarg;
 		} else if (!strcmp(op->key, "verbose")) {
@@ -131,26 +137,89 @@ static int cmd_run(int argc, char **argv, const struct command *cmd)
 		}
 	}
 	if (optind < argc) {
-		log_err("unexpected argument '%s' (see: mailless run --help)", argv[optind]);
+		log_err("unexpected argument '%s' (see: mailless %s --help)", argv[optind],
+			cmd->name);
 		free(cli);
 		return 2;
 	}
-	ml_opts_defaults(&o);
-	snprintf(o.conf_path, sizeof(o.conf_path), "%s", conf ? conf : ML_DEFAULT_CONF);
-	o.conf_required = conf != NULL;
-	if (ml_opts_load(&o, cli, ncli)) {
+	ml_opts_defaults(o);
+	snprintf(o->conf_path, sizeof(o->conf_path), "%s", conf ? conf : ML_DEFAULT_CONF);
+	o->conf_required = conf != NULL;
+	if (ml_opts_load(o, cli, n)) {
 		free(cli);
 		return 2;
 	}
 	if (ml_log_level == ML_DEBUG)	/* -v wins over log-level */
-		o.log_level = ML_DEBUG;
+		o->log_level = ML_DEBUG;
 	else
-		ml_log_level = o.log_level;
+		ml_log_level = o->log_level;
+	*clip = cli;
+	*ncli = n;
+	return -1;
+}
+
+static int cmd_run(int argc, char **argv, const struct command *cmd)
+{
+	struct ml_cli_set *cli;
+	struct ml_opts o;
+	int ncli, ret = run_settings(argc, argv, cmd, &o, &cli, &ncli);
+
+	if (ret >= 0)
+		return ret;
 	if (o.log_syslog)
 		openlog("mailless", LOG_PID, LOG_MAIL);
 	ret = ml_serve(&o, cli, ncli, engines[o.engine]);
 	free(cli);
 	return ret ? 1 : 0;
+}
+
+static int check_prefix(void *ctx, const char *tok, const char *where)
+{
+	unsigned char addr[16];
+	unsigned int len;
+	int v6;
+
+	(void)ctx;
+	if (ml_prefix_parse(tok, &v6, addr, &len)) {
+		log_err("%s: bad prefix '%s' (want ADDR[/LEN])", where, tok);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* `mailless check`: what `run` would read, without loading or binding
+ * anything: the settings (file and flags), the prefix files they name and the
+ * guard's interfaces. The settings in effect go to stdout as a config file. */
+static int cmd_check(int argc, char **argv, const struct command *cmd)
+{
+	struct ml_cli_set *cli;
+	struct ml_opts o;
+	int ncli, i, bad = 0, ret = run_settings(argc, argv, cmd, &o, &cli, &ncli);
+
+	if (ret >= 0)
+		return ret;
+	free(cli);
+	if (o.guard.allow_file[0] &&
+	    ml_prefix_file(o.guard.allow_file, "allow-file", check_prefix, NULL))
+		bad = 1;
+	if (o.guard.deny_file[0] &&
+	    ml_prefix_file(o.guard.deny_file, "deny-file", check_prefix, NULL))
+		bad = 1;
+	for (i = 0; i < o.guard.niface; i++)
+		if (!if_nametoindex(o.guard.iface[i])) {
+			log_err("xdp: no interface '%s' here (ip link shows those there are)",
+				o.guard.iface[i]);
+			bad = 1;
+		}
+	if (bad)
+		return 2;
+	ml_options_print(stdout, &o);
+	if (access(o.conf_path, F_OK) == 0)
+		log_info("settings OK: %s and %d from the command line", o.conf_path, ncli);
+	else
+		log_info("settings OK: no %s, defaults and %d from the command line",
+			 o.conf_path, ncli);
+	return 0;
 }
 
 /* status, stats, unload: they read the pins, never the daemon. */
@@ -259,6 +328,11 @@ static int cmd_version(int argc, char **argv, const struct command *cmd)
 static const struct command commands[] = {
 	{ "run", cmd_run, "[OPTIONS]",
 	  "serve port 25 until SIGTERM/SIGINT (see: mailless run --help)", 0 },
+	{ "check", cmd_check, "[OPTIONS]   (those of mailless run)\n"
+	  "Read the settings as `run` would, and the prefix files and interfaces they\n"
+	  "name, load nothing, and print the settings in effect as a config file;\n"
+	  "exit 0 if run would accept them, 2 (with the reason) if not.",
+	  "check the settings without loading anything, print those in effect", 0 },
 	{ "status", cmd_admin, "[--pin-dir DIR] [-j|--json]",
 	  "show the running instance's programs, maps and attachments", CMD_JSON },
 	{ "stats", cmd_admin, "[--pin-dir DIR] [-j|--json | --prometheus] [--watch SECS]\n"

@@ -419,6 +419,64 @@ int ml_opts_changed(const struct ml_opts *a, const struct ml_opts *b, enum ml_wh
 	return count;
 }
 
+/* ---- the settings in effect ---------------------------------------------- */
+
+/* A setting's value as the config file would write it; "" when unset. */
+void ml_option_value(const struct ml_opts *o, const struct ml_option *op, char *buf,
+		     size_t len)
+{
+	const void *at = (const char *)o + op->off;
+	size_t n = 0;
+	int i;
+
+	buf[0] = 0;
+	if (op->set == set_uint) {
+		snprintf(buf, len, "%u", *(const unsigned int *)at);
+	} else if (op->set == set_choice) {
+		int v = *(const int *)at;
+
+		snprintf(buf, len, "%s", v >= 0 && v < op->nnames ? op->names[v] : "?");
+	} else if (op->set == set_listen) {
+		for (i = 0; i < o->nlisten && n < len; i++)
+			n += snprintf(buf + n, len - n, "%s%s", i ? " " : "", o->listen[i].text);
+	} else if (op->set == set_metrics_listen) {
+		snprintf(buf, len, "%s", o->metrics_listen.len ? o->metrics_listen.text : "");
+	} else if (op->set == set_ifaces) {
+		for (i = 0; i < o->guard.niface && n < len; i++)
+			n += snprintf(buf + n, len - n, "%s%s", i ? "," : "", o->guard.iface[i]);
+	} else if (op->set) {	/* strings: hostname, paths, prefix lists */
+		snprintf(buf, len, "%s", (const char *)at);
+	}
+}
+
+void ml_options_print(FILE *f, const struct ml_opts *o)
+{
+	char v[ML_PREFIXES_MAX + 64];
+	size_t i;
+
+	for (i = 0; i < ml_noptions; i++) {
+		const struct ml_option *op = &ml_options[i];
+		char *tok, *save = NULL;
+
+		if (!op->key) {
+			if (op->help[0])
+				fprintf(f, "# %s\n", op->help);
+			continue;
+		}
+		if (op->when == ML_CLI)
+			continue;
+		ml_option_value(o, op, v, sizeof(v));
+		if (!v[0]) {
+			fprintf(f, "#%s =\n", op->key);
+		} else if (op->set == set_listen) {	/* one line each: the key repeats */
+			for (tok = strtok_r(v, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+				fprintf(f, "%s = %s\n", op->key, tok);
+		} else {
+			fprintf(f, "%s = %s\n", op->key, v);
+		}
+	}
+}
+
 /* ---- printing the table --------------------------------------------------- */
 
 /* Words of text from column col, lines at most 79 wide, later lines from

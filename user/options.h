@@ -59,6 +59,13 @@ void ml_options_man(FILE *f);
 /* `mailless options --conf`: a config file naming every key, commented out. */
 void ml_options_conf(FILE *f);
 
+/* `mailless check`: the value of op in o as a config file would write it
+ * ("" when unset), and every setting of o as a config file, which loads back
+ * to the same settings. */
+void ml_option_value(const struct ml_opts *o, const struct ml_option *op, char *buf,
+		     size_t len);
+void ml_options_print(FILE *f, const struct ml_opts *o);
+
 /* Copy the fields of every option of class `when` from src to dst. */
 void ml_opts_apply(struct ml_opts *dst, const struct ml_opts *src, enum ml_when when);
 /* The keys of class `when` whose values differ, comma-separated in buf;

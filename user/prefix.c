@@ -6,10 +6,12 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "prefix.h"
 
 int ml_prefix_parse(const char *s, int *v6, unsigned char addr[16], unsigned int *len)
@@ -66,4 +68,30 @@ int ml_prefixes_add(char *buf, size_t size, const char *key, const char *val,
 	for (tok = strtok_r(tmp, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save))
 		snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", buf[0] ? " " : "", tok);
 	return 0;
+}
+
+int ml_prefix_file(const char *path, const char *what,
+		   int (*each)(void *ctx, const char *tok, const char *where), void *ctx)
+{
+	char line[1024], where[PATH_MAX + 32], *tok, *save, *hash;
+	int lineno = 0, r = 0;
+	FILE *f = fopen(path, "re");
+
+	if (!f) {
+		r = -errno;
+		log_err("cannot read %s %s: %s", what, path, strerror(errno));
+		return r;
+	}
+	while (!r && fgets(line, sizeof(line), f)) {
+		lineno++;
+		if ((hash = strchr(line, '#')))
+			*hash = 0;
+		snprintf(where, sizeof(where), "%s:%d", path, lineno);
+		save = NULL;
+		for (tok = strtok_r(line, ", \t\r\n", &save); tok && !r;
+		     tok = strtok_r(NULL, ", \t\r\n", &save))
+			r = each(ctx, tok, where);
+	}
+	fclose(f);
+	return r;
 }

@@ -14,4 +14,11 @@ int ml_prefix_parse(const char *s, int *v6, unsigned char addr[16], unsigned int
 int ml_prefixes_add(char *buf, size_t size, const char *key, const char *val,
 		    char *err, size_t errlen);
 
+/* Each prefix of a file (one or more a line, commas or spaces, '#'
+ * comments) to each(ctx, token, "PATH:LINE"), until one returns nonzero,
+ * which is returned. A file that cannot be read: -errno, said why (what
+ * names the setting, e.g. "allow-file"). */
+int ml_prefix_file(const char *path, const char *what,
+		   int (*each)(void *ctx, const char *tok, const char *where), void *ctx);
+
 #endif
