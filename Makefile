@@ -92,7 +92,8 @@ DEPS_RUN  := clang llvm libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev make
 # and transcripts (tests/interop/; the MTAs live in roots of their own, never on the host).
 DEPS_TEST := $(DEPS_RUN) python3 swaks libio-socket-inet6-perl iproute2 util-linux strace \
 	     qemu-system-x86 busybox-static cpio kmod prometheus curl xdp-tools nftables binutils \
-	     libclang-rt-dev xz-utils mmdebstrap debian-archive-keyring libsisimai-perl dnsmasq-base tcpdump
+	     libclang-rt-dev xz-utils mmdebstrap debian-archive-keyring libsisimai-perl dnsmasq-base tcpdump \
+	     mandoc man-db
 # tests/e2e/t_toolchain.sh builds in a cached Debian 13 root holding these (and the
 # Essential ones): the build's own, and what t_wire.py and t_lifecycle.py call.
 DEPS_TOOLCHAIN := $(DEPS_RUN) python3 iproute2 util-linux strace procps hostname
@@ -101,16 +102,17 @@ DEPS_BENCH := $(DEPS_RUN) python3 gnuplot-nox postfix ucspi-tcp
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all clean help deps deps-test deps-bench run test unit bench soak interop toolchain-deps
+.PHONY: all clean help deps deps-test deps-bench run test unit bench soak interop toolchain-deps man
 
 ifeq ($(SAN),1)
 all: $(BIN)
 else
-all: mailless $(OUT)/tools/loadgen
+all: mailless $(OUT)/tools/loadgen man
 endif
 
 help:
-	@echo "make            build ./mailless (objects under $(OUT)/)"
+	@echo "make            build ./mailless (objects under $(OUT)/) and the man pages"
+	@echo "make man        $(OUT)/man/mailless.8 and mailless.conf.5 (man -l to read them)"
 	@echo "make run        install missing Debian packages, build, serve port 25 (root)"
 	@echo "make test       install missing Debian packages, build, run the whole test suite;"
 	@echo "                F='PATTERN...' only the files tests/LAYER/t_* whose LAYER/NAME has"
@@ -158,6 +160,23 @@ $(BIN): $(USER_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ML_CFLAGS) $(ML_LDFLAGS) $^ $(LDLIBS) -o $@
 
+# Man pages: man/NAME.in with the lists the option table and the metrics
+# renderer print (`mailless options --man...`), so that they cannot drift
+# from --help. The date is the last commit's (or SOURCE_DATE_EPOCH's, as
+# dpkg-buildpackage sets it): the same tree makes the same pages.
+MAN_PAGES := $(OUT)/man/mailless.8 $(OUT)/man/mailless.conf.5
+MAN_DATE  := $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || date +%s)} +%Y-%m-%d)
+man: $(MAN_PAGES)
+$(OUT)/man:
+	$(Q)mkdir -p $@
+$(OUT)/man/%: man/%.in mailless | $(OUT)/man
+	$(call msg,MAN,$@)
+	$(Q)./mailless options --man >$@.options && ./mailless options --man-conf >$@.keys && \
+	./mailless options --man-metrics >$@.metrics && \
+	sed -e 's/@VERSION@/$(VERSION)/; s/@DATE@/$(MAN_DATE)/' \
+	    -e '/^@OPTIONS@$$/{r $@.options' -e 'd;}' -e '/^@KEYS@$$/{r $@.keys' -e 'd;}' \
+	    -e '/^@METRICS@$$/{r $@.metrics' -e 'd;}' $< >$@ && rm -f $@.options $@.keys $@.metrics
+
 # Missing packages come from Debian's archive, nothing else is downloaded.
 define install_missing
 	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -195,7 +214,7 @@ run: deps
 	./mailless run $(ARGS)
 
 test: deps-test
-	$(MAKE) mailless tools tests-build
+	$(MAKE) mailless tools tests-build man
 	$(MAKE) SAN=1 mailless-san
 	$(MAKE) fuzz-build
 	MLT_FILTER='$(T)' bash tests/run.sh $(F)

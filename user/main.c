@@ -288,7 +288,15 @@ static int cmd_options(int argc, char **argv, const struct command *cmd)
 	size_t i;
 
 	if (argc == 2 && !strcmp(argv[1], "--man")) {
-		ml_options_man(stdout);
+		ml_options_man(stdout, 0);
+		return 0;
+	}
+	if (argc == 2 && !strcmp(argv[1], "--man-conf")) {
+		ml_options_man(stdout, 1);
+		return 0;
+	}
+	if (argc == 2 && !strcmp(argv[1], "--man-metrics")) {
+		ml_stats_man(stdout);
 		return 0;
 	}
 	if (argc == 2 && !strcmp(argv[1], "--conf")) {
@@ -306,8 +314,10 @@ static int cmd_options(int argc, char **argv, const struct command *cmd)
 	}
 	for (i = 0; i < ml_noptions; i++)
 		if (ml_options[i].key)
-			printf("%s\t%s\t%s\n", ml_options[i].key, when[ml_options[i].when],
-			       ml_options[i].def ? ml_options[i].def : "");
+			printf("%s\t%s\t%s\t%c\t%s\n", ml_options[i].key, when[ml_options[i].when],
+			       ml_options[i].def ? ml_options[i].def : "-",
+			       ml_options[i].flag ? ml_options[i].flag : '-',
+			       ml_options[i].arg ? ml_options[i].arg : "-");
 	return 0;
 }
 
@@ -343,9 +353,12 @@ static const struct command commands[] = {
 	  CMD_JSON | CMD_PROM | CMD_WATCH },
 	{ "unload", cmd_admin, "[--pin-dir DIR]",
 	  "remove what a crashed run left pinned or attached", 0 },
-	{ "options", cmd_options, "[--man | --conf]\n"
-	  "Every setting of `mailless run`: key, when it applies (reload, restart, or\n"
-	  "command line only) and default, one a line; --man: as man(7) paragraphs;\n"
+	{ "options", cmd_options, "[--man | --man-conf | --man-metrics | --conf]\n"
+	  "Every setting of `mailless run`, one a line, tab-separated: key, when it\n"
+	  "applies (reload, restart, cli: command line only), default, short flag and\n"
+	  "value (A|B: one of those), '-' for none; --man: as man(7) paragraphs\n"
+	  "of options (mailless(8)), --man-conf of file keys (mailless.conf(5)),\n"
+	  "--man-metrics of the metric families (mailless(8));\n"
 	  "--conf: a config file with every key commented out.",
 	  "list every setting, or print them as a man page list or a config file", 0 },
 	{ "help", cmd_help, "", NULL, 0 },

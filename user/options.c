@@ -18,6 +18,7 @@
 #include "options.h"
 #include "parse.h"
 #include "prefix.h"
+#include "roff.h"
 
 #define STR_(x)		#x
 #define STR(x)		STR_(x)
@@ -556,24 +557,16 @@ void ml_options_help(FILE *f)
 	}
 }
 
-/* roff: a backslash is \e, a hyphen in a name \-, a line may not start with
- * a dot or a quote. */
-static void roff(FILE *f, const char *s, int hyphens)
+/* A name in a .TP tag: backslashes as \e, hyphens as \- where asked. */
+static void tag(FILE *f, const char *s, int hyphens)
 {
-	if (*s == '.' || *s == '\'')
-		fputs("\\&", f);
-	for (; *s; s++) {
-		if (*s == '\\')
-			fputs("\\e", f);
-		else if (*s == '-' && hyphens)
-			fputs("\\-", f);
-		else
-			fputc(*s, f);
-	}
+	for (; *s; s++)
+		fputs(*s == '\\' ? "\\e" : *s == '-' && hyphens ? "\\-" : (char[2]){ *s, 0 }, f);
 }
 
-void ml_options_man(FILE *f)
+void ml_options_man(FILE *f, int conf)
 {
+	char text[1400];
 	size_t i;
 
 	for (i = 0; i < ml_noptions; i++) {
@@ -582,32 +575,35 @@ void ml_options_man(FILE *f)
 		if (!op->key) {
 			if (op->help[0]) {
 				fputs(".SS ", f);
-				roff(f, op->help, 0);
-				fputc('\n', f);
+				ml_roff(f, op->help, 0);
 			}
 			continue;
 		}
+		if (conf && op->when == ML_CLI)
+			continue;
 		fputs(".TP\n", f);
-		if (op->flag)
-			fprintf(f, "\\fB\\-%c\\fR, ", op->flag);
-		fputs("\\fB\\-\\-", f);
-		roff(f, op->key, 1);
-		fputs("\\fR", f);
-		if (op->arg) {
-			fputs(" \\fI", f);
-			roff(f, op->arg, 0);
+		if (conf) {	/* mailless.conf(5): key = VALUE */
+			fputs("\\fB", f);
+			tag(f, op->key, 1);
+			fputs("\\fR = \\fI", f);
+			tag(f, op->arg, 0);
+			fputs("\\fR\n", f);
+		} else {	/* mailless(8): -f, --key VALUE */
+			if (op->flag)
+				fprintf(f, "\\fB\\-%c\\fR, ", op->flag);
+			fputs("\\fB\\-\\-", f);
+			tag(f, op->key, 1);
 			fputs("\\fR", f);
+			if (op->arg) {
+				fputs(" \\fI", f);
+				tag(f, op->arg, 0);
+				fputs("\\fR", f);
+			}
+			fputc('\n', f);
 		}
-		fputc('\n', f);
-		roff(f, op->help, 0);
-		fputs(".\n", f);
-		if (op->def) {
-			fputs("Default: ", f);
-			roff(f, op->def, 0);
-			fputs(".\n", f);
-		}
-		if (op->when != ML_CLI)
-			fprintf(f, "%s\n", when_text(op->when));
+		snprintf(text, sizeof(text), "%s.%s%s%s %s", op->help, op->def ? " Default: " : "",
+			 op->def ? op->def : "", op->def ? "." : "", when_text(op->when));
+		ml_roff(f, text, 0);
 	}
 }
 

@@ -54,8 +54,9 @@ const struct ml_option *ml_option_flag(int flag);
 
 /* `run --help`'s option list. */
 void ml_options_help(FILE *f);
-/* `mailless options --man`: the list as man(7) .TP paragraphs. */
-void ml_options_man(FILE *f);
+/* `mailless options --man`: the list as man(7) .TP paragraphs, as flags
+ * (mailless(8)) or, conf set, as file keys (mailless.conf(5)). */
+void ml_options_man(FILE *f, int conf);
 /* `mailless options --conf`: a config file naming every key, commented out. */
 void ml_options_conf(FILE *f);
 

@@ -18,6 +18,7 @@
 #include "json.h"
 #include "log.h"
 #include "pins.h"
+#include "roff.h"
 #include "stats.h"
 
 enum { COUNTER, GAUGE };
@@ -394,4 +395,54 @@ int ml_stats_cmd(const char *dir, int json, int prom, unsigned int watch)
 		fflush(stdout);
 	}
 	return 0;
+}
+
+/* mailless(8)'s METRICS: each family's name, type, help and label values as
+ * man(7) .TP paragraphs, from the Prometheus text of zero counters (the
+ * guard's included), so that the page names exactly what the endpoint serves. */
+void ml_stats_man(FILE *f)
+{
+	static const struct ml_counters zero;
+	static const struct ml_xdp_counters xzero;
+	struct ml_build b = { .engine = "kernel", .dialect = "rcpt", .hostname = "",
+			      .xdp = &xzero };
+	char *text = NULL, *line, *save = NULL, help[512] = "", name[128] = "", type[16];
+	char key[64], val[128], para[2048] = "";
+	size_t len = 0, n = 0;
+	int nlabels = 0;
+	FILE *m = open_memstream(&text, &len);
+
+	if (!m)
+		return;
+	ml_stats_prometheus(m, &zero, &b);
+	fclose(m);
+	line = strtok_r(text, "\n", &save);
+	for (;;) {
+		const char *lb = line ? strchr(line, '{') : NULL;
+
+		if (!line || sscanf(line, "# TYPE %127s %15s", name, type) == 2) {
+			if (para[0]) {	/* the family before is complete */
+				if (n < sizeof(para) - 1)
+					strcat(para, ")");
+				ml_roff(f, para, 0);
+				para[0] = 0;
+			}
+			if (!line)
+				break;
+			fprintf(f, ".TP\n.B %s\n", name);
+			n = snprintf(para, sizeof(para), "%s (%s", help, type);
+			nlabels = 0;
+		} else if (sscanf(line, "# HELP %127s %511[^\n]", name, help) == 2) {
+			;
+		} else if (lb && strcmp(name, "mailless_build_info") && n < sizeof(para) &&
+			   sscanf(lb, "{%63[^=]=\"%127[^\"]\"", key, val) == 2) {
+			/* the first label's values (build_info's are the run's own) */
+			if (nlabels++)
+				n += snprintf(para + n, sizeof(para) - n, ", %s", val);
+			else
+				n += snprintf(para + n, sizeof(para) - n, "; %s: %s", key, val);
+		}
+		line = strtok_r(NULL, "\n", &save);
+	}
+	free(text);
 }

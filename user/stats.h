@@ -38,6 +38,9 @@ void ml_stats_json(FILE *f, const struct ml_counters *c, const struct ml_build *
 void ml_stats_table(FILE *f, const struct ml_counters *c, const struct ml_counters *prev,
 		    double secs, const struct ml_build *b);
 
+/* mailless(8)'s list of metric families (`mailless options --man-metrics`). */
+void ml_stats_man(FILE *f);
+
 /* `mailless stats`: reads the pins under pin_dir. */
 int ml_stats_cmd(const char *pin_dir, int json, int prom, unsigned int watch);
 

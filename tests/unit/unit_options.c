@@ -20,6 +20,7 @@
 #include "../../user/options.c"
 #include "../../user/parse.c"
 #include "../../user/prefix.c"
+#include "../../user/roff.c"
 
 static int failures;
 
@@ -252,9 +253,14 @@ static char *printed(void (*fn)(FILE *))
 	return buf;
 }
 
+static void man_flags(FILE *f)
+{
+	ml_options_man(f, 0);
+}
+
 static void generated(void)
 {
-	char *help = printed(ml_options_help), *man = printed(ml_options_man);
+	char *help = printed(ml_options_help), *man = printed(man_flags);
 	char *conf = printed(ml_options_conf), *line, *save = NULL, *text;
 	char why[128] = "", want[80], path[64];
 	struct ml_opts o, d;
