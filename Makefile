@@ -59,8 +59,10 @@ ML_LDFLAGS  = $(HARDEN_LDFLAGS) $(ML_SAN) $(LDFLAGS)
 TEST_CPPFLAGS = -Iinclude -I$(OUT) $(LIBS_CFLAGS) -D_GNU_SOURCE $(FORTIFY) $(CPPFLAGS)
 # libbpf and libxdp as pkg-config reports them (their -I and -l), so that a
 # build against another prefix or version needs no edit here.
-LIBS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libbpf libxdp 2>/dev/null)
-LDLIBS   += $(shell $(PKG_CONFIG) --libs libbpf libxdp 2>/dev/null || echo -lxdp -lbpf -lelf -lz)
+# libsystemd: sd_notify, for the unit's Type=notify (a no-op without systemd).
+LIBS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libbpf libxdp libsystemd 2>/dev/null)
+LDLIBS   += $(shell $(PKG_CONFIG) --libs libbpf libxdp libsystemd 2>/dev/null || \
+		echo -lxdp -lbpf -lelf -lz -lsystemd)
 # clang -target bpf does not search the host's system include directories
 # (asm/types.h is under the multiarch one): hand it the directories the
 # host compiler searches, as libbpf-bootstrap does, after its own.
@@ -85,7 +87,8 @@ BPF_OBJS  := $(patsubst bpf/%.bpf.c,$(OUT)/%.bpf.o,$(BPF_SRCS))
 SKELS     := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
 
 # Debian packages a fresh host needs to build, run and test mailless.
-DEPS_RUN  := clang llvm libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev make gcc pkg-config
+DEPS_RUN  := clang llvm libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev make gcc pkg-config \
+	     libsystemd-dev
 # swaks needs IO::Socket::INET6 for IPv6 on Debian 12 (13's swaks does without).
 # xz-utils: Debian 13's kernel modules are .ko.xz, unpacked for the VM tests (tests/vm/).
 # libsisimai-perl, dnsmasq-base, tcpdump: the interop tests' bounce classifier, DNS

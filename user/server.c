@@ -17,7 +17,9 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
+#include <systemd/sd-daemon.h>
 
 #include "clock.h"
 #include "guardctl.h"
@@ -292,10 +294,25 @@ static void reload(struct ml_server *srv)
 	     srv->opts.hostname, ml_dialect_name(srv->opts.dialect), srv->opts.timeout);
 }
 
+/* SIGHUP, told to systemd: reloading, then ready again (with the old
+ * settings if the new ones were refused: mailless serves on either way). */
+static void reload_notify(struct ml_server *srv)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		   (unsigned long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+	reload(srv);
+	sd_notifyf(0, "READY=1\nSTATUS=serving, hostname %s, dialect %s", srv->opts.hostname,
+		   ml_dialect_name(srv->opts.dialect));
+}
+
 static void stop(struct ml_server *srv)
 {
 	int i;
 
+	sd_notify(0, "STOPPING=1");
 	srv->stopping = 1;
 	for (i = 0; i < srv->nlfd; i++)
 		close(srv->lfd[i]);
@@ -437,6 +454,9 @@ int ml_serve(struct ml_opts *o, const struct ml_cli_set *cli, int ncli,
 		goto out;
 	log_info("ready: engine %s, dialect %s, hostname %s, listening on %s",
 	     srv->eng->name, ml_dialect_name(srv->opts.dialect), srv->opts.hostname, addrs);
+	/* systemd (Type=notify): every listener and program is in place. */
+	sd_notifyf(0, "READY=1\nSTATUS=serving %s, engine %s\nMAINPID=%lu", addrs,
+		   srv->eng->name, (unsigned long)getpid());
 
 	while (!srv->stopping) {
 		int n, timeout = -1;
@@ -498,7 +518,7 @@ int ml_serve(struct ml_opts *o, const struct ml_cli_set *cli, int ncli,
 
 				while (read(srv->sigfd, &si, sizeof(si)) == sizeof(si)) {
 					if (si.ssi_signo == SIGHUP) {
-						reload(srv);
+						reload_notify(srv);
 					} else {
 						log_info("signal %u: stopping", si.ssi_signo);
 						stop(srv);
