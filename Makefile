@@ -9,6 +9,16 @@ OUT      := .output
 ARCH     := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
+# Where `make install` puts things (GNU and Debian conventions; DESTDIR for
+# staging). SYSCONFDIR is built into the binary as the default settings file:
+# give make and make install the same values.
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(or $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd 2>/dev/null),$(PREFIX)/lib/systemd/system)
+BASHCOMPDIR ?= $(or $(shell $(PKG_CONFIG) --variable=completionsdir bash-completion 2>/dev/null),$(PREFIX)/share/bash-completion/completions)
+
 # CFLAGS, CPPFLAGS, LDFLAGS are the caller's (e.g. Debian's dpkg-buildflags):
 # they are added to, never replace, what mailless needs (warnings as errors,
 # include paths, hardening), so `make CFLAGS=...` builds the same program.
@@ -53,7 +63,8 @@ WARN     := -Wall -Wextra -Werror -Wno-format-truncation
 TOOL_CPPFLAGS = $(FORTIFY) $(CPPFLAGS)
 TOOL_CFLAGS   = $(HARDEN_CFLAGS) $(CFLAGS) $(WARN) -std=gnu11
 TOOL_LDFLAGS  = $(HARDEN_LDFLAGS) $(LDFLAGS)
-ML_CPPFLAGS = -Iinclude -I$(OUT) $(LIBS_CFLAGS) -D_GNU_SOURCE -DML_VERSION='"$(VERSION)"' $(ML_FORTIFY) $(CPPFLAGS)
+ML_CPPFLAGS = -Iinclude -I$(OUT) $(LIBS_CFLAGS) -D_GNU_SOURCE -DML_VERSION='"$(VERSION)"' \
+	      -DML_DEFAULT_CONF='"$(SYSCONFDIR)/mailless.conf"' $(ML_FORTIFY) $(CPPFLAGS)
 ML_CFLAGS   = $(HARDEN_CFLAGS) $(ML_SAN) $(CFLAGS) $(WARN) -std=gnu11 -MMD -MP
 ML_LDFLAGS  = $(HARDEN_LDFLAGS) $(ML_SAN) $(LDFLAGS)
 TEST_CPPFLAGS = -Iinclude -I$(OUT) $(LIBS_CFLAGS) -D_GNU_SOURCE $(FORTIFY) $(CPPFLAGS)
@@ -96,7 +107,7 @@ DEPS_RUN  := clang llvm libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev make
 DEPS_TEST := $(DEPS_RUN) python3 swaks libio-socket-inet6-perl iproute2 util-linux strace \
 	     qemu-system-x86 busybox-static cpio kmod prometheus curl xdp-tools nftables binutils \
 	     libclang-rt-dev xz-utils mmdebstrap debian-archive-keyring libsisimai-perl dnsmasq-base tcpdump \
-	     mandoc man-db
+	     mandoc man-db systemd
 # tests/e2e/t_toolchain.sh builds in a cached Debian 13 root holding these (and the
 # Essential ones): the build's own, and what t_wire.py and t_lifecycle.py call.
 DEPS_TOOLCHAIN := $(DEPS_RUN) python3 iproute2 util-linux strace procps hostname
@@ -115,7 +126,10 @@ endif
 
 help:
 	@echo "make            build ./mailless (objects under $(OUT)/) and the man pages"
-	@echo "make man        $(OUT)/man/mailless.8 and mailless.conf.5 (man -l to read them)"
+	@echo "make man        $(OUT)/man/man8/mailless.8, man5/mailless.conf.5 (MANPATH=$(OUT)/man man mailless)"
+	@echo "make install    the binary, man pages, systemd unit, bash completion and (if none is"
+	@echo "                there) /etc/mailless.conf; PREFIX, DESTDIR, SBINDIR, MANDIR, SYSCONFDIR,"
+	@echo "                UNITDIR, BASHCOMPDIR as GNU and Debian use them; make uninstall"
 	@echo "make run        install missing Debian packages, build, serve port 25 (root)"
 	@echo "make test       install missing Debian packages, build, run the whole test suite;"
 	@echo "                F='PATTERN...' only the files tests/LAYER/t_* whose LAYER/NAME has"
@@ -167,18 +181,24 @@ $(BIN): $(USER_OBJS)
 # renderer print (`mailless options --man...`), so that they cannot drift
 # from --help. The date is the last commit's (or SOURCE_DATE_EPOCH's, as
 # dpkg-buildpackage sets it): the same tree makes the same pages.
-MAN_PAGES := $(OUT)/man/mailless.8 $(OUT)/man/mailless.conf.5
+MAN_PAGES := $(OUT)/man/man8/mailless.8 $(OUT)/man/man5/mailless.conf.5
 MAN_DATE  := $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || date +%s)} +%Y-%m-%d)
 man: $(MAN_PAGES)
-$(OUT)/man:
-	$(Q)mkdir -p $@
-$(OUT)/man/%: man/%.in mailless | $(OUT)/man
+$(OUT)/man/man8/%: man/%.in mailless
 	$(call msg,MAN,$@)
+	$(Q)mkdir -p $(@D)
+	$(gen_man)
+$(OUT)/man/man5/%: man/%.in mailless
+	$(call msg,MAN,$@)
+	$(Q)mkdir -p $(@D)
+	$(gen_man)
+define gen_man
 	$(Q)./mailless options --man >$@.options && ./mailless options --man-conf >$@.keys && \
 	./mailless options --man-metrics >$@.metrics && \
 	sed -e 's/@VERSION@/$(VERSION)/; s/@DATE@/$(MAN_DATE)/' \
 	    -e '/^@OPTIONS@$$/{r $@.options' -e 'd;}' -e '/^@KEYS@$$/{r $@.keys' -e 'd;}' \
 	    -e '/^@METRICS@$$/{r $@.metrics' -e 'd;}' $< >$@ && rm -f $@.options $@.keys $@.metrics
+endef
 
 # Missing packages come from Debian's archive, nothing else is downloaded.
 define install_missing
@@ -236,6 +256,36 @@ UNIT_BINS := $(OUT)/tests/unit_proto $(OUT)/tests/unit_srctab $(OUT)/tests/unit_
 .PHONY: check
 unit check: $(UNIT_BINS)
 	$(Q)set -e; for t in $(UNIT_BINS); do $$t; done
+
+# The unit and the example settings file, made for where they go.
+# (Always made again: SBINDIR may differ from the last run's.)
+$(OUT)/systemd/mailless.service: systemd/mailless.service.in FORCE
+	$(call msg,GEN,$@)
+	$(Q)mkdir -p $(@D) && sed 's|@SBINDIR@|$(SBINDIR)|g' $< >$@
+$(OUT)/mailless.conf: mailless
+	$(call msg,GEN,$@)
+	$(Q)./mailless options --conf >$@
+
+.PHONY: install uninstall FORCE
+FORCE:
+install: mailless man $(OUT)/systemd/mailless.service $(OUT)/mailless.conf
+	install -D -m 0755 mailless $(DESTDIR)$(SBINDIR)/mailless
+	install -D -m 0644 $(OUT)/man/man8/mailless.8 $(DESTDIR)$(MANDIR)/man8/mailless.8
+	install -D -m 0644 $(OUT)/man/man5/mailless.conf.5 $(DESTDIR)$(MANDIR)/man5/mailless.conf.5
+	install -D -m 0644 $(OUT)/systemd/mailless.service $(DESTDIR)$(UNITDIR)/mailless.service
+	install -D -m 0644 completion/mailless.bash $(DESTDIR)$(BASHCOMPDIR)/mailless
+	@# Settings are the administrator's: an existing file is never replaced.
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/mailless.conf ]; then \
+		echo "keeping $(DESTDIR)$(SYSCONFDIR)/mailless.conf (every key: mailless options --conf)"; \
+	else \
+		echo "install -D -m 0644 $(OUT)/mailless.conf $(DESTDIR)$(SYSCONFDIR)/mailless.conf"; \
+		install -D -m 0644 $(OUT)/mailless.conf $(DESTDIR)$(SYSCONFDIR)/mailless.conf; \
+	fi
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/mailless $(DESTDIR)$(MANDIR)/man8/mailless.8 \
+	      $(DESTDIR)$(MANDIR)/man5/mailless.conf.5 $(DESTDIR)$(UNITDIR)/mailless.service \
+	      $(DESTDIR)$(BASHCOMPDIR)/mailless
+	@echo "left $(DESTDIR)$(SYSCONFDIR)/mailless.conf, the administrator's (remove it by hand)"
 
 clean:
 	rm -rf $(OUT) mailless mailless-san

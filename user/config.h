@@ -11,7 +11,9 @@
 #include "prefix.h"
 
 #define ML_LISTEN_MAX	16
+#ifndef ML_DEFAULT_CONF		/* the Makefile's $(SYSCONFDIR)/mailless.conf */
 #define ML_DEFAULT_CONF	"/etc/mailless.conf"
+#endif
 #define ML_DEFAULT_PIN	"/sys/fs/bpf/mailless"
 
 enum ml_engine { ML_ENGINE_AUTO, ML_ENGINE_KERNEL, ML_ENGINE_USER };

@@ -3,8 +3,8 @@
 # mlt-timeout: 60
 # mlt-root: no
 """
-t_man.py - the man pages (`make man`: .output/man/mailless.8 and
-mailless.conf.5) in step with the program and the docs: mandoc -Tlint finds
+t_man.py - the man pages (`make man`: .output/man/man8/mailless.8 and
+man5/mailless.conf.5) in step with the program and the docs: mandoc -Tlint finds
 nothing, man -l renders them without a warning, mailless(8) names every
 command of `mailless --help` and exactly the long options of `run --help`,
 mailless.conf(5) exactly the file keys of `mailless options`, and the metric
@@ -21,7 +21,7 @@ from mltest import MAILLESS, TOP, Suite
 
 t = Suite("t_man")
 MAN = os.path.join(TOP, ".output", "man")
-PAGES = [os.path.join(MAN, "mailless.8"), os.path.join(MAN, "mailless.conf.5")]
+PAGES = [os.path.join(MAN, "man8", "mailless.8"), os.path.join(MAN, "man5", "mailless.conf.5")]
 
 
 def out(*cmd, env=None):
