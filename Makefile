@@ -107,7 +107,7 @@ DEPS_RUN  := clang llvm libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev make
 DEPS_TEST := $(DEPS_RUN) python3 swaks libio-socket-inet6-perl iproute2 util-linux strace \
 	     qemu-system-x86 busybox-static cpio kmod prometheus curl xdp-tools nftables binutils \
 	     libclang-rt-dev xz-utils mmdebstrap debian-archive-keyring libsisimai-perl dnsmasq-base tcpdump \
-	     mandoc man-db systemd
+	     mandoc man-db systemd debhelper dpkg-dev fakeroot lintian
 # tests/e2e/t_toolchain.sh builds in a cached Debian 13 root holding these (and the
 # Essential ones): the build's own, and what t_wire.py and t_lifecycle.py call.
 DEPS_TOOLCHAIN := $(DEPS_RUN) python3 iproute2 util-linux strace procps hostname
@@ -130,6 +130,8 @@ help:
 	@echo "make install    the binary, man pages, systemd unit, bash completion and (if none is"
 	@echo "                there) /etc/mailless.conf; PREFIX, DESTDIR, SBINDIR, MANDIR, SYSCONFDIR,"
 	@echo "                UNITDIR, BASHCOMPDIR as GNU and Debian use them; make uninstall"
+	@echo "make deb        the Debian package, $(OUT)/mailless_VERSION_ARCH.deb (debian/;"
+	@echo "                make deps-deb installs what dpkg-buildpackage needs)"
 	@echo "make run        install missing Debian packages, build, serve port 25 (root)"
 	@echo "make test       install missing Debian packages, build, run the whole test suite;"
 	@echo "                F='PATTERN...' only the files tests/LAYER/t_* whose LAYER/NAME has"
@@ -286,6 +288,27 @@ uninstall:
 	      $(DESTDIR)$(MANDIR)/man5/mailless.conf.5 $(DESTDIR)$(UNITDIR)/mailless.service \
 	      $(DESTDIR)$(BASHCOMPDIR)/mailless
 	@echo "left $(DESTDIR)$(SYSCONFDIR)/mailless.conf, the administrator's (remove it by hand)"
+
+# make deb: the Debian package (debian/, debhelper), built from a copy of the
+# tracked files under $(OUT)/deb/ so the tree stays clean; the .deb lands in
+# $(OUT)/. dpkg-buildpackage checks the Build-Depends (make deps-deb installs them).
+DEB_VERSION := $(shell dpkg-parsechangelog -S Version 2>/dev/null)
+DEB_ARCH    := $(shell dpkg --print-architecture 2>/dev/null)
+DEB_FILE    := $(OUT)/mailless_$(DEB_VERSION)_$(DEB_ARCH).deb
+DEPS_DEB    := $(DEPS_RUN) debhelper dpkg-dev fakeroot lintian man-db systemd
+.PHONY: deb deps-deb
+deps-deb:
+	$(call install_missing,$(DEPS_DEB))
+deb:
+	rm -rf $(OUT)/deb && mkdir -p $(OUT)/deb/mailless-$(VERSION)
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		git ls-files -z | xargs -0 tar -cf - | tar -C $(OUT)/deb/mailless-$(VERSION) -xf -; \
+	else \
+		tar --exclude=./.output --exclude=./.git -cf - . | tar -C $(OUT)/deb/mailless-$(VERSION) -xf -; \
+	fi
+	cd $(OUT)/deb/mailless-$(VERSION) && dpkg-buildpackage -us -uc -b
+	mv $(OUT)/deb/mailless_$(DEB_VERSION)_$(DEB_ARCH).deb $(DEB_FILE)
+	@echo "built $(DEB_FILE) (lintian $(DEB_FILE) checks it)"
 
 clean:
 	rm -rf $(OUT) mailless mailless-san
