@@ -107,7 +107,7 @@ DEPS_RUN  := clang llvm libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev make
 DEPS_TEST := $(DEPS_RUN) python3 swaks libio-socket-inet6-perl iproute2 util-linux strace \
 	     qemu-system-x86 busybox-static cpio kmod prometheus curl xdp-tools nftables binutils \
 	     libclang-rt-dev xz-utils mmdebstrap debian-archive-keyring libsisimai-perl dnsmasq-base tcpdump \
-	     mandoc man-db systemd debhelper dpkg-dev fakeroot lintian
+	     mandoc man-db systemd build-essential debhelper dpkg-dev fakeroot lintian
 # tests/e2e/t_toolchain.sh builds in a cached Debian 13 root holding these (and the
 # Essential ones): the build's own, and what t_wire.py and t_lifecycle.py call.
 DEPS_TOOLCHAIN := $(DEPS_RUN) python3 iproute2 util-linux strace procps hostname
@@ -295,7 +295,7 @@ uninstall:
 DEB_VERSION := $(shell dpkg-parsechangelog -S Version 2>/dev/null)
 DEB_ARCH    := $(shell dpkg --print-architecture 2>/dev/null)
 DEB_FILE    := $(OUT)/mailless_$(DEB_VERSION)_$(DEB_ARCH).deb
-DEPS_DEB    := $(DEPS_RUN) debhelper dpkg-dev fakeroot lintian man-db systemd
+DEPS_DEB    := $(DEPS_RUN) build-essential debhelper dpkg-dev fakeroot lintian man-db systemd
 .PHONY: deb deps-deb
 deps-deb:
 	$(call install_missing,$(DEPS_DEB))
