@@ -220,6 +220,18 @@ def sh(*cmd, check=True, timeout=30, input=None):
     return p
 
 
+def stop_process(proc, sig=signal.SIGTERM, timeout=10):
+    """End a helper process the test started (strace, tcpdump, dnsmasq):
+    sig, a bounded wait, then SIGKILL."""
+    if proc and proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def ensure_bpffs():
     r = sh("mountpoint", "-q", BPFFS, check=False)
     if r.returncode != 0:

@@ -33,7 +33,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from mltest import MAILLESS, TOP, Env, StartError, Suite, bpftool_json, engines, one_line, sh
+from mltest import (MAILLESS, TOP, Env, StartError, Suite, bpftool_json, engines, one_line, sh,
+                    stop_process)
 
 t = Suite("t_kernel")
 HOST = "kern.mx.test"
@@ -67,12 +68,7 @@ def traced_sessions(srv, pair, out):
                    "--marker", MARKER, "--close", "mixed", "--timeout", "40")
         time.sleep(0.3)
     finally:
-        st.send_signal(signal.SIGINT)
-        try:
-            st.wait(5)
-        except subprocess.TimeoutExpired:
-            st.kill()
-            st.wait()
+        stop_process(st, signal.SIGINT, 5)
     return c
 
 

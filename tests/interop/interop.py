@@ -36,9 +36,10 @@ mta.sh, run in the jail: see its header.
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
+
+from mltest import stop_process
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RCPT = "bob@mailless.test"  # the misaddressed recipient (as mta.sh's IR_RCPT)
@@ -160,17 +161,6 @@ class Jail:
         self.proc.wait()
 
 
-def _stop(proc):
-    """SIGTERM, a bounded wait, then SIGKILL."""
-    if proc and proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _sink_full(sink):
     return (os.path.isfile(sink) and os.path.getsize(sink) > 0) or \
         (os.path.isdir(sink) and bool(os.listdir(sink)))
@@ -290,13 +280,13 @@ def run(env, mta, engine, dialect, window, x, tmp):
     finally:
         if jail:
             jail.stop()
-        _stop(dns)
+        stop_process(dns)
         if srv:
             srv.stop()
             with open(os.path.join(rdir, "mailless.log"), "w") as f:
                 f.write("\n".join(srv.log) + "\n")
         if cap:
-            _stop(cap)
+            stop_process(cap)
             with open(os.path.join(rdir, "transcript"), "w") as f:
                 subprocess.run(["python3", os.path.join(HERE, "transcript.py"),
                                 os.path.join(rdir, "wire.pcap"), "25"], stdout=f,
