@@ -17,6 +17,7 @@ SBINDIR    ?= $(PREFIX)/sbin
 MANDIR     ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(or $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd 2>/dev/null),$(PREFIX)/lib/systemd/system)
+SYSUSERSDIR ?= $(or $(shell $(PKG_CONFIG) --variable=sysusersdir systemd 2>/dev/null),$(PREFIX)/lib/sysusers.d)
 BASHCOMPDIR ?= $(or $(shell $(PKG_CONFIG) --variable=completionsdir bash-completion 2>/dev/null),$(PREFIX)/share/bash-completion/completions)
 
 # CFLAGS, CPPFLAGS, LDFLAGS are the caller's (e.g. Debian's dpkg-buildflags):
@@ -71,9 +72,10 @@ TEST_CPPFLAGS = -Iinclude -I$(OUT) $(LIBS_CFLAGS) -D_GNU_SOURCE $(FORTIFY) $(CPP
 # libbpf and libxdp as pkg-config reports them (their -I and -l), so that a
 # build against another prefix or version needs no edit here.
 # libsystemd: sd_notify, for the unit's Type=notify (a no-op without systemd).
-LIBS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libbpf libxdp libsystemd 2>/dev/null)
-LDLIBS   += $(shell $(PKG_CONFIG) --libs libbpf libxdp libsystemd 2>/dev/null || \
-		echo -lxdp -lbpf -lelf -lz -lsystemd)
+# libseccomp: the serving loop's allow-list (user/sandbox.c).
+LIBS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libbpf libxdp libsystemd libseccomp 2>/dev/null)
+LDLIBS   += $(shell $(PKG_CONFIG) --libs libbpf libxdp libsystemd libseccomp 2>/dev/null || \
+		echo -lxdp -lbpf -lelf -lz -lsystemd -lseccomp)
 # clang -target bpf does not search the host's system include directories
 # (asm/types.h is under the multiarch one): hand it the directories the
 # host compiler searches, as libbpf-bootstrap does, after its own.
@@ -99,7 +101,7 @@ SKELS     := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
 
 # Debian packages a fresh host needs to build, run and test mailless.
 DEPS_RUN  := clang llvm libbpf-dev libxdp-dev bpftool libelf-dev zlib1g-dev make gcc pkg-config \
-	     libsystemd-dev
+	     libsystemd-dev libseccomp-dev
 # swaks needs IO::Socket::INET6 for IPv6 on Debian 12 (13's swaks does without).
 # xz-utils: Debian 13's kernel modules are .ko.xz, unpacked for the VM tests (tests/vm/).
 # libsisimai-perl, dnsmasq-base, tcpdump: the interop tests' bounce classifier, DNS
@@ -276,6 +278,18 @@ install: mailless man $(OUT)/systemd/mailless.service $(OUT)/mailless.conf
 	install -D -m 0644 $(OUT)/man/man5/mailless.conf.5 $(DESTDIR)$(MANDIR)/man5/mailless.conf.5
 	install -D -m 0644 $(OUT)/systemd/mailless.service $(DESTDIR)$(UNITDIR)/mailless.service
 	install -D -m 0644 completion/mailless.bash $(DESTDIR)$(BASHCOMPDIR)/mailless
+	install -D -m 0644 systemd/mailless.sysusers $(DESTDIR)$(SYSUSERSDIR)/mailless.conf
+	@# The unit's User=: made now when installing onto this host (a package
+	@# makes it in its postinst).
+	@if [ -z "$(DESTDIR)" ] && ! getent passwd mailless >/dev/null; then \
+		if command -v systemd-sysusers >/dev/null; then \
+			echo "systemd-sysusers $(SYSUSERSDIR)/mailless.conf"; \
+			systemd-sysusers $(SYSUSERSDIR)/mailless.conf; \
+		else \
+			echo "useradd --system --user-group --home-dir /nonexistent --shell /usr/sbin/nologin mailless"; \
+			useradd --system --user-group --home-dir /nonexistent --shell /usr/sbin/nologin mailless; \
+		fi; \
+	fi
 	@# Settings are the administrator's: an existing file is never replaced.
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/mailless.conf ]; then \
 		echo "keeping $(DESTDIR)$(SYSCONFDIR)/mailless.conf (every key: mailless options --conf)"; \
@@ -286,8 +300,8 @@ install: mailless man $(OUT)/systemd/mailless.service $(OUT)/mailless.conf
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/mailless $(DESTDIR)$(MANDIR)/man8/mailless.8 \
 	      $(DESTDIR)$(MANDIR)/man5/mailless.conf.5 $(DESTDIR)$(UNITDIR)/mailless.service \
-	      $(DESTDIR)$(BASHCOMPDIR)/mailless
-	@echo "left $(DESTDIR)$(SYSCONFDIR)/mailless.conf, the administrator's (remove it by hand)"
+	      $(DESTDIR)$(BASHCOMPDIR)/mailless $(DESTDIR)$(SYSUSERSDIR)/mailless.conf
+	@echo "left $(DESTDIR)$(SYSCONFDIR)/mailless.conf, the administrator's, and the user mailless (remove them by hand)"
 
 # make deb: the Debian package (debian/, debhelper), built from a copy of the
 # tracked files under $(OUT)/deb/ so the tree stays clean; the .deb lands in
@@ -372,14 +386,16 @@ $(OUT)/tests/mailless-reject: $(filter-out $(OUT)/user/eng_kernel.o,$(patsubst u
 	$(Q)$(CC) $(ML_CFLAGS) $(ML_LDFLAGS) $^ $(LDLIBS) -o $@
 
 # A controller with the test hooks (ML_TEST_HOOKS: MAILLESS_TEST_RING_KIB
-# shrinks the event ring, tests/e2e/t_kernel.py): never in ./mailless, which
-# tests/e2e/t_hardening.py checks.
+# shrinks the event ring, tests/e2e/t_kernel.py; MAILLESS_TEST_FORBIDDEN
+# makes a call outside the seccomp allow-list, tests/e2e/t_privs.py): never
+# in ./mailless, which tests/e2e/t_hardening.py checks.
+HOOKED := eng_kernel sandbox
 $(OUT)/hooks:
 	$(Q)mkdir -p $@
-$(OUT)/hooks/eng_kernel.o: user/eng_kernel.c Makefile $(SKELS) | $(OUT)/hooks
+$(OUT)/hooks/%.o: user/%.c Makefile $(SKELS) | $(OUT)/hooks
 	$(call msg,CC,$@)
 	$(Q)$(CC) -DML_TEST_HOOKS $(ML_CPPFLAGS) $(ML_CFLAGS) -c $< -o $@
-$(OUT)/tests/mailless-hooks: $(filter-out $(OUT)/user/eng_kernel.o,$(patsubst user/%.c,$(OUT)/user/%.o,$(USER_SRCS))) $(OUT)/hooks/eng_kernel.o | $(OUT)/tests
+$(OUT)/tests/mailless-hooks: $(filter-out $(HOOKED:%=$(OUT)/user/%.o),$(patsubst user/%.c,$(OUT)/user/%.o,$(USER_SRCS))) $(HOOKED:%=$(OUT)/hooks/%.o) | $(OUT)/tests
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ML_CFLAGS) $(ML_LDFLAGS) $^ $(LDLIBS) -o $@
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
@@ -50,7 +51,9 @@ static int read_file(struct ml_opts *o)
 		if (errno == ENOENT && !o->conf_required)
 			return 0;
 		ret = -errno;
-		log_err("cannot read config %s: %s", o->conf_path, strerror(errno));
+		log_err("cannot read config %s: %s%s", o->conf_path, strerror(errno),
+			errno == EACCES && geteuid() ? " (mailless serves as an unprivileged user "
+			"once started: let it read the file and its directories, e.g. mode 0644)" : "");
 		return ret;
 	}
 	while (fgets(line, sizeof(line), f)) {

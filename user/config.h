@@ -51,6 +51,7 @@ struct ml_opts {
 	unsigned int max_sessions_per_source;	/* per IPv4 /32, IPv6 /64; 0: none */
 	enum ml_engine engine;
 	char pin_dir[PATH_MAX];
+	char user[64];			/* serve as this user once loaded */
 	struct ml_listen metrics_listen; /* len 0: no metrics endpoint */
 	char metrics_file[PATH_MAX];	/* "" : no metrics file */
 	unsigned int metrics_interval;	/* seconds between file writes */

@@ -35,6 +35,7 @@
 #include "log.h"
 #include "parse.h"
 #include "pins.h"
+#include "privs.h"
 
 /* What the guard pins under the pin dir; `unload` removes these. */
 static const char *const gd_maps[] = {
@@ -573,7 +574,7 @@ void ml_guard_stop(struct ml_guard **gp)
 
 	if (!gd)
 		return;
-	for (i = 0; i < GD_IFACE_MAX; i++) {
+	for (i = 0; i < GD_IFACE_MAX && !ml_privs_dropped; i++) {
 		int e;
 
 		if (!gd->attached[i])
@@ -586,12 +587,13 @@ void ml_guard_stop(struct ml_guard **gp)
 			log_warn("xdp: detaching the guard from %s: %s", gd->info.ifname[i],
 			     strerror(-e));
 	}
-	for (i = 0; i < N(gd_maps); i++) {
+	for (i = 0; i < N(gd_maps) && !ml_privs_dropped; i++) {
 		ml_pin_path(p, sizeof(p), gd->pin_dir, gd_maps[i]);
 		unlink(p);
 	}
 	ml_pin_path(p, sizeof(p), gd->pin_dir, GD_PROG_PIN);
-	unlink(p);
+	if (!ml_privs_dropped)	/* else `mailless unload`'s (privs.c) */
+		unlink(p);
 	if (gd->prog)
 		xdp_program__close(gd->prog);
 	if (gd->skel)

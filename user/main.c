@@ -16,6 +16,7 @@
 #include "log.h"
 #include "options.h"
 #include "prefix.h"
+#include "privs.h"
 #include "server.h"
 #include "stats.h"
 
@@ -72,7 +73,9 @@ static void usage_run(FILE *f, const struct command *c)
 "Signals: SIGHUP re-reads the settings file (hostname, dialect, timeouts and\n"
 "limits apply to new replies; no session is dropped); SIGTERM/SIGINT send 421\n"
 "to open sessions, detach and unpin everything and exit 0. SIGHUP also swaps\n"
-"the guard's limits and prefix lists in at once; --xdp needs a restart.\n");
+"the guard's limits and prefix lists in at once; --xdp needs a restart.\n"
+"Once serving as --user, what needs root to remove (the pins, the guard) is\n"
+"left to `mailless unload`, which the systemd unit runs after every stop.\n");
 }
 
 /* getopt_long's tables, from user/options.c's: a long option's val is 256
@@ -161,14 +164,19 @@ static int run_settings(int argc, char **argv, const struct command *cmd, struct
 static int cmd_run(int argc, char **argv, const struct command *cmd)
 {
 	struct ml_cli_set *cli;
+	struct ml_privs pv;
 	struct ml_opts o;
 	int ncli, ret = run_settings(argc, argv, cmd, &o, &cli, &ncli);
 
 	if (ret >= 0)
 		return ret;
+	if (ml_privs_resolve(o.user, &pv)) {
+		free(cli);
+		return 2;
+	}
 	if (o.log_syslog)
 		openlog("mailless", LOG_PID, LOG_MAIL);
-	ret = ml_serve(&o, cli, ncli, engines[o.engine]);
+	ret = ml_serve(&o, &pv, cli, ncli, engines[o.engine]);
 	free(cli);
 	return ret ? 1 : 0;
 }
@@ -193,12 +201,15 @@ static int check_prefix(void *ctx, const char *tok, const char *where)
 static int cmd_check(int argc, char **argv, const struct command *cmd)
 {
 	struct ml_cli_set *cli;
+	struct ml_privs pv;
 	struct ml_opts o;
 	int ncli, i, bad = 0, ret = run_settings(argc, argv, cmd, &o, &cli, &ncli);
 
 	if (ret >= 0)
 		return ret;
 	free(cli);
+	if (ml_privs_resolve(o.user, &pv))
+		bad = 1;
 	if (o.guard.allow_file[0] &&
 	    ml_prefix_file(o.guard.allow_file, "allow-file", check_prefix, NULL))
 		bad = 1;

@@ -12,6 +12,7 @@
 
 #include "maps.h"
 #include "pins.h"
+#include "privs.h"
 #include "responder.skel.h"
 
 const char *const ml_pinned_maps[ML_NPINNED_MAPS] = {
@@ -96,12 +97,14 @@ void ml_maps_counters(const struct ml_maps *m, const struct ml_counters *ctl,
 void ml_maps_close(struct ml_maps *m)
 {
 	if (m->skel) {
-		ml_unpin_all(m->pin_dir, NULL);
+		if (!ml_privs_dropped)	/* else `mailless unload`'s (privs.c) */
+			ml_unpin_all(m->pin_dir, NULL);
 		responder_bpf__destroy(m->skel);
 		m->skel = NULL;
 	}
 	if (m->lock_fd >= 0) {
-		rmdir(m->pin_dir);
+		if (!ml_privs_dropped)
+			rmdir(m->pin_dir);
 		close(m->lock_fd);
 		m->lock_fd = -1;
 	}

@@ -124,8 +124,10 @@ static void write_file(struct ml_server *srv)
 		static uint64_t last;
 
 		if (ml_now_ms() - last > 60000) {	/* say it once a minute */
-			log_warn("cannot write metrics file %s (temp file %s): %s", path, tmp,
-			     strerror(e));
+			log_warn("cannot write metrics file %s (temp file %s): %s%s", path, tmp,
+			     strerror(e), e == EACCES && geteuid() ? " (mailless serves as an "
+			     "unprivileged user: give it a directory it may write; under systemd, "
+			     "also ReadWritePaths=)" : "");
 			last = ml_now_ms();
 		}
 	}

@@ -18,6 +18,7 @@
 #include "options.h"
 #include "parse.h"
 #include "prefix.h"
+#include "privs.h"
 #include "roff.h"
 
 #define STR_(x)		#x
@@ -52,6 +53,24 @@ static int set_path(struct ml_opts *o, const struct ml_option *op, const char *v
 	if (val[0] != '/' || strlen(val) >= op->size - 32) {
 		snprintf(err, errlen, "bad %s '%s' (want an absolute path, shorter than %zu)",
 			 op->key, val, op->size - 32);
+		return -EINVAL;
+	}
+	snprintf(AT(o, op), op->size, "%s", val);
+	return 0;
+}
+
+/* A user name as useradd takes one (the lookup is at start: privs.c). */
+static int set_user(struct ml_opts *o, const struct ml_option *op, const char *val,
+		    char *err, size_t errlen)
+{
+	size_t i, n = strlen(val);
+
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)val[i]) && !strchr("._-", val[i]))
+			break;
+	if (!n || i < n || n >= op->size || val[0] == '-') {
+		snprintf(err, errlen, "bad %s '%s' (want a user name: letters, digits, "
+			 "'.', '_', '-')", op->key, val);
 		return -EINVAL;
 	}
 	snprintf(AT(o, op), op->size, "%s", val);
@@ -258,6 +277,11 @@ const struct ml_option ml_options[] = {
 	  .help = "bpffs directory for pins, locked by this instance; made with mode 0700 "
 	  "if missing; an existing one must be a real directory of root (or this user), "
 	  "mode 0700" },
+	{ "user", 'u', "NAME", ML_RESTART, set_user, FIELD(user), .def = ML_DEFAULT_USER,
+	  .help = "serve as this user once everything is loaded, attached and listening, "
+	  "with no capability but CAP_BPF where the kernel needs it, and a seccomp "
+	  "allow-list; if there is no user " ML_DEFAULT_USER ", as root (with a warning); "
+	  "root: keep every privilege" },
 	{ "metrics-listen", 0, "ADDR:PORT", ML_RESTART, set_metrics_listen,
 	  FIELD(metrics_listen), .help =
 	  "serve GET and HEAD /metrics (Prometheus text format); 16 connections at most, "

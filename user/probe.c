@@ -20,6 +20,7 @@
 #include "log.h"
 #include "mailless.h"
 #include "probe.h"
+#include "privs.h"
 
 /* Our own cgroup v2 directory: mount point from mountinfo + path from
  * /proc/self/cgroup ("0::/path"). Never hard-coded: hosts differ. quiet:
@@ -166,7 +167,7 @@ void ml_cgroup_leave(void)
 {
 	int e;
 
-	if (!cg_own.child[0])
+	if (!cg_own.child[0] || ml_privs_dropped)	/* `mailless unload` rmdirs it */
 		return;
 	if ((e = write_pid(cg_own.parent)) || rmdir(cg_own.child))
 		log_warn("cannot remove our cgroup %s: %s (rmdir it once mailless has exited)",

@@ -27,6 +27,7 @@
 #include "maps.h"
 #include "metrics.h"
 #include "options.h"
+#include "privs.h"
 #include "proto.h"
 #include "replies.h"
 #include "server.h"
@@ -269,6 +270,7 @@ static void reload(struct ml_server *srv)
 	struct ml_opts n, g;
 	char keys[256];
 
+	ml_sandbox_test_hook();
 	ml_opts_defaults(&n);
 	memcpy(n.conf_path, srv->opts.conf_path, sizeof(n.conf_path));
 	n.conf_required = srv->opts.conf_required;
@@ -360,7 +362,8 @@ static int start_engine(struct ml_server *srv, const struct ml_engine_ops *const
 	return -EINVAL;
 }
 
-int ml_serve(struct ml_opts *o, const struct ml_cli_set *cli, int ncli,
+int ml_serve(struct ml_opts *o, const struct ml_privs *privs,
+	     const struct ml_cli_set *cli, int ncli,
 	     const struct ml_engine_ops *const *engines)
 {
 	struct ml_server *srv;
@@ -451,6 +454,10 @@ int ml_serve(struct ml_opts *o, const struct ml_cli_set *cli, int ncli,
 		epoll_ctl(srv->epfd, EPOLL_CTL_ADD, efd, &ev);
 	}
 	if (ml_metrics_open(srv, ML_TAG_METRICS))
+		goto out;
+	/* Everything that needs privilege is done: give it up (privs.c). */
+	if (ml_privs_drop(privs, srv->guard ? ML_BPF_CREATE :
+			  srv->maps ? ML_BPF_FDS : ML_BPF_NONE))
 		goto out;
 	log_info("ready: engine %s, dialect %s, hostname %s, listening on %s",
 	     srv->eng->name, ml_dialect_name(srv->opts.dialect), srv->opts.hostname, addrs);
@@ -561,6 +568,11 @@ out:
 		close(srv->epfd);
 	if (srv->sigfd >= 0)
 		close(srv->sigfd);
+	if (ml_privs_dropped)
+		log_info("stopped; the pins under %s%s stay for `mailless unload` (as root; the "
+			 "systemd unit runs it after every stop): removing them needs privileges "
+			 "user %s gave up", srv->opts.pin_dir,
+			 srv->opts.guard.niface ? " and the XDP guard" : "", privs->user);
 	free(srv->sess);
 	free(srv->heap);
 	ml_srctab_free(&srv->src);

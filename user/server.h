@@ -55,7 +55,9 @@ static inline void ml_count(struct ml_server *srv, int key, uint64_t n)
 
 /* Serve o until SIGTERM/SIGINT with the first of engines (NULL-terminated,
  * in order of preference) that starts. */
-int ml_serve(struct ml_opts *o, const struct ml_cli_set *cli, int ncli,
+struct ml_privs;
+int ml_serve(struct ml_opts *o, const struct ml_privs *privs,
+	     const struct ml_cli_set *cli, int ncli,
 	     const struct ml_engine_ops *const *engines);
 
 /* session.c, for the loop: the timer heap, the listeners' accept pause. */

@@ -365,7 +365,15 @@ class Server:
                 raise AssertionError("mailless did not exit within %ss of SIGTERM: %s"
                                      % (timeout, self.log_tail()))
         self.rc = self.proc.returncode
+        self.unload_dropped()
         return self.rc
+
+    def unload_dropped(self):
+        """What a server that gave up root left pinned or attached: removed
+        as the unit's ExecStopPost=+mailless unload does."""
+        if self.pin_dir and any("stay for `mailless unload`" in l for l in self.log):
+            sh("nsenter", "--net=/run/netns/%s" % self.ns, MAILLESS, "unload",
+               "--pin-dir", self.pin_dir, check=False, timeout=20)
 
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -453,6 +461,11 @@ class Env:
         if pin_arg:
             args += ["--pin-dir", pin]
         args += list(extra)
+        # MLT_USER=NAME: every server drops to NAME once serving (--user),
+        # and its pins go with `mailless unload` after it stops, as in the
+        # systemd unit (tests/e2e/t_privs.py runs the suite's core so).
+        if os.environ.get("MLT_USER") and "--user" not in args and "-u" not in args:
+            args += ["--user", os.environ["MLT_USER"]]
         s = Server(self, pair.srv, args, pin_dir=pin, host=host, engine=engine,
                    name="%s@%s" % (tag, pair.srv), wrap=wrap, nofile=nofile)
         s.pair = pair

@@ -27,7 +27,8 @@ tmp = tempfile.mkdtemp(prefix=os.environ.get("MLT_PREFIX", "mlt") + ".")
 D = os.path.join(tmp, "root")
 FILES = {"usr/sbin/mailless": 0o755, "usr/share/man/man8/mailless.8": 0o644,
          "usr/share/man/man5/mailless.conf.5": 0o644,
-         "usr/share/bash-completion/completions/mailless": 0o644, "etc/mailless.conf": 0o644}
+         "usr/share/bash-completion/completions/mailless": 0o644, "etc/mailless.conf": 0o644,
+         "usr/lib/sysusers.d/mailless.conf": 0o644}
 
 
 def make(*targets):
@@ -106,7 +107,7 @@ def directives():
     want = ["Type=notify", "ExecStartPre=%s/mailless check" % TOP,
             "ExecReload=%s/mailless check" % TOP, "ExecReload=/bin/kill -HUP $MAINPID",
             "ExecStopPost=+%s/mailless unload" % TOP, "Restart=on-failure",
-            "NoNewPrivileges=yes"]
+            "NoNewPrivileges=yes", "User=mailless"]
     lines = text.splitlines()
     missing = [w for w in want if w not in lines]
     assert not missing, "missing: %s" % missing
