@@ -38,6 +38,16 @@ def status(pid):
     return out
 
 
+def logged(srv, text, secs=3):
+    """text in a log line; the reader thread may trail the exit a little."""
+    deadline = time.monotonic() + secs
+    while not any(text in l for l in srv.log):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def want_dropped(srv, capeff="0000000000000000"):
     st = status(srv.pid)
     assert st["Uid"] == ["65534"] * 4, "Uid %s" % st["Uid"]
@@ -67,7 +77,7 @@ def serve_and_stop(env, srv, pair, conf, host):
     assert st.returncode == 0 and "connections admitted" in st.stdout, st.stderr
     srv.proc.send_signal(signal.SIGTERM)
     assert srv.proc.wait(10) == 0, "exit %s: %s" % (srv.proc.returncode, srv.log_tail())
-    assert any("stay for `mailless unload`" in l for l in srv.log), srv.log_tail()
+    assert logged(srv, "stay for `mailless unload`"), srv.log_tail()
     assert os.listdir(srv.pin_dir), "the pins are gone already"
     srv.stop()  # unload, as the unit's ExecStopPost
     assert not os.path.exists(srv.pin_dir), "left after unload: %s" % os.listdir(srv.pin_dir)
@@ -99,6 +109,32 @@ def as_unit(env, tmp):
     want_dropped(srv)
     assert any("serving as user nobody" in l for l in srv.log), srv.log_tail()
     serve_and_stop(env, srv, pair, conf, "one.privs.test")
+
+
+def guard(env, tmp):
+    """The guard's reload creates LPM tries: CAP_BPF stays, and nothing else."""
+    pair = env.pair()
+    conf = conf_file(tmp, "guard.conf")
+    srv = env.server(pair, engine="kernel", host=None, config=conf, family="4",
+                     extra=["--user", "nobody", "--xdp", "veth0", "--xdp-mode", "skb"])
+    want_dropped(srv, capeff="%016x" % (1 << 39))
+    with open(conf, "w") as f:
+        f.write("hostname = one.privs.test\ndeny = 192.0.2.0/24\nsyn-rate = 7\n")
+    srv.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while not any("reloaded" in l for l in srv.log):
+        assert time.monotonic() < deadline, "no reload: %s" % srv.log_tail()
+        time.sleep(0.05)
+    assert not any("keeping the guard's previous" in l for l in srv.log), srv.log_tail()
+    s = Session(pair.cli, pair.v4)
+    s.expect(Replies("one.privs.test").greet_rcpt, what="greeting through the guard")
+    s.close()
+    srv.proc.send_signal(signal.SIGTERM)
+    assert srv.proc.wait(10) == 0, srv.log_tail()
+    assert logged(srv, "and the XDP guard stay"), srv.log_tail()
+    srv.stop()  # unload
+    link = sh("ip", "-n", pair.srv, "-d", "link", "show", "veth0").stdout
+    assert "xdp" not in link, "XDP still attached after unload: %s" % link
 
 
 def root(env):
@@ -137,8 +173,8 @@ def forbidden(env):
     env.servers.append(srv)
     srv.signal(signal.SIGHUP)
     rc = srv.proc.wait(10)
-    time.sleep(0.1)
     assert rc == 70, "exit %s: %s" % (rc, srv.log_tail())
+    logged(srv, "seccomp: system call")
     line = [l for l in srv.log if "seccomp: system call" in l]
     assert line and "sysinfo (99)" in line[0] and "allow-list" in line[0], srv.log_tail()
 
@@ -151,6 +187,8 @@ with Env(t) as env:
               "serves, reloads, stats; unload removes the pins" % eng, dropped, env, tmp, eng)
     t.run("privs: started as the unit starts it (User=, ambient capabilities): the same",
           as_unit, env, tmp)
+    t.run("privs: --xdp: CAP_BPF stays (the reload's LPM tries), SIGHUP swaps the lists; "
+          "unload detaches the guard", guard, env, tmp)
     t.run("privs: --user root keeps every privilege, no seccomp", root, env)
     t.run("privs: an unknown --user: exit 2 with the reason (run, check)", unknown, env)
     if os.access(HOOKS, os.X_OK):
