@@ -24,7 +24,9 @@
 #   with PATTERNs to save time, e.g. `tests/run.sh lifecycle` with
 #   MLT_FILTER=SIGHUP.
 #   MLT_ENGINES ("kernel user" by default; the others are reported as skipped),
-#   MLT_SEED (seed of the random tests), MLT_TIME_LIMIT (override every limit).
+#   MLT_SEED (seed of the random tests), MLT_TIME_LIMIT (override every limit),
+#   MLT_USER (every e2e server started through mltest drops to that user,
+#   --user, and is unloaded after it stops, as under the systemd unit).
 #
 # Needs root (namespaces, bpffs, BPF), but for the files marked
 # "mlt-root: no" (the unit layer, the fuzzers, the hardening check): without
