@@ -48,6 +48,14 @@ def logged(srv, text, secs=3):
     return True
 
 
+def reload(srv, conf, text, line):
+    """Write conf, SIGHUP, and wait (5 s at most) for the log line."""
+    with open(conf, "w") as f:
+        f.write(text)
+    srv.signal(signal.SIGHUP)
+    assert logged(srv, line, 5), "no '%s' after SIGHUP: %s" % (line, srv.log_tail())
+
+
 def want_dropped(srv, capeff="0000000000000000"):
     st = status(srv.pid)
     assert st["Uid"] == ["65534"] * 4, "Uid %s" % st["Uid"]
@@ -63,13 +71,7 @@ def serve_and_stop(env, srv, pair, conf, host):
     s = Session(pair.cli, pair.v4)
     s.expect(Replies(host).greet_rcpt, what="greeting")
     s.close()
-    with open(conf, "w") as f:
-        f.write("hostname = two.privs.test\n")
-    srv.signal(signal.SIGHUP)
-    deadline = time.monotonic() + 5
-    while not any("reloaded: hostname two.privs.test" in l for l in srv.log):
-        assert time.monotonic() < deadline, "no reload: %s" % srv.log_tail()
-        time.sleep(0.05)
+    reload(srv, conf, "hostname = two.privs.test\n", "reloaded: hostname two.privs.test")
     s = Session(pair.cli, pair.v4)
     s.expect(Replies("two.privs.test").greet_rcpt, what="greeting after SIGHUP")
     s.close()
@@ -118,13 +120,8 @@ def guard(env, tmp):
     srv = env.server(pair, engine="kernel", host=None, config=conf, family="4",
                      extra=["--user", "nobody", "--xdp", "veth0", "--xdp-mode", "skb"])
     want_dropped(srv, capeff="%016x" % (1 << 39))
-    with open(conf, "w") as f:
-        f.write("hostname = one.privs.test\ndeny = 192.0.2.0/24\nsyn-rate = 7\n")
-    srv.signal(signal.SIGHUP)
-    deadline = time.monotonic() + 5
-    while not any("reloaded" in l for l in srv.log):
-        assert time.monotonic() < deadline, "no reload: %s" % srv.log_tail()
-        time.sleep(0.05)
+    reload(srv, conf, "hostname = one.privs.test\ndeny = 192.0.2.0/24\nsyn-rate = 7\n",
+           "reloaded")
     assert not any("keeping the guard's previous" in l for l in srv.log), srv.log_tail()
     s = Session(pair.cli, pair.v4)
     s.expect(Replies("one.privs.test").greet_rcpt, what="greeting through the guard")
