@@ -13,24 +13,33 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <linux/capability.h>
 
 #include "caps.h"
 #include "log.h"
 
-/* Is capability cap in our effective set? (/proc/self/status CapEff) */
+int ml_caps_get(uint64_t *eff, uint64_t *perm)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+
+	if (syscall(SYS_capget, &h, d))
+		return -errno;
+	*eff = d[0].effective | (uint64_t)d[1].effective << 32;
+	*perm = d[0].permitted | (uint64_t)d[1].permitted << 32;
+	return 0;
+}
+
+/* Is capability cap in our effective set? */
 static int has_cap(int cap)
 {
-	char line[256];
-	unsigned long long eff = 0;
-	FILE *f = fopen("/proc/self/status", "re");
+	uint64_t eff, perm;
 
-	if (!f)
+	if (ml_caps_get(&eff, &perm))
 		return 1;	/* cannot tell: let the kernel decide */
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "CapEff: %llx", &eff) == 1)
-			break;
-	fclose(f);
 	return (eff >> cap) & 1;
 }
 

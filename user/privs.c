@@ -33,6 +33,7 @@
 #include <linux/bpf.h>
 #include <linux/capability.h>
 
+#include "caps.h"
 #include "log.h"
 #include "privs.h"
 
@@ -79,18 +80,6 @@ int ml_privs_resolve(const char *user, struct ml_privs *p)
 	p->drop = 1;
 	p->uid = pw->pw_uid;
 	p->gid = pw->pw_gid;
-	return 0;
-}
-
-static int cap_get(uint64_t *eff, uint64_t *perm)
-{
-	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
-	struct __user_cap_data_struct d[2];
-
-	if (syscall(SYS_capget, &h, d))
-		return -errno;
-	*eff = d[0].effective | (uint64_t)d[1].effective << 32;
-	*perm = d[0].permitted | (uint64_t)d[1].permitted << 32;
 	return 0;
 }
 
@@ -166,7 +155,7 @@ int ml_privs_drop(const struct ml_privs *p, enum ml_bpf_use bpf)
 		    !setresuid(0, 0, 0))
 			return fail("still able to become root again", EPERM);
 	}
-	if ((err = cap_get(&eff, &perm)) || (err = cap_set(0, perm)))
+	if ((err = ml_caps_get(&eff, &perm)) || (err = cap_set(0, perm)))
 		return fail("capget/capset", -err);
 	if (bpf == ML_BPF_CREATE) {
 		keep = cap_bpf;
