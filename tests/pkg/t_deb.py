@@ -165,9 +165,25 @@ def main(env):
 
     def purges():
         inroot("apt-get", "-q", "-y", "purge", "--autoremove", "mailless")
-        left = sorted(files() - before_files)
+        # APT keeps an automatic package that an installed one recommends or
+        # suggests (APT::AutoRemove::*Important): on trixie libsystemd-shared
+        # suggests libbpf1 and libelf1t64 (it dlopens them), so they stay
+        # after libxdp1 goes. Such a package is held by Debian's policy, not
+        # by mailless: what it holds is no leftover, anything else is.
+        extra = sorted(packages() - before_pkgs)
+        sim = inroot("apt-get", "-s", "autoremove", "-o", "APT::AutoRemove::SuggestsImportant=false",
+                     "-o", "APT::AutoRemove::RecommendsImportant=false")
+        held = [p for p in extra if re.search(r"^Remv %s[ :]" % re.escape(p), sim, re.M)]
+        assert held == extra, "packages left, not held by a Recommends or Suggests: %s" % (
+            sorted(set(extra) - set(held)))
+        theirs = set()
+        for p in held:
+            theirs |= set(inroot("dpkg-query", "-L", p).splitlines())
+        if held:
+            t.note("kept by APT as recommended or suggested by another package: %s"
+                   % " ".join(held))
+        left = sorted(files() - before_files - theirs)
         assert not left, "left behind: %s" % " ".join(left[:30])
-        assert packages() == before_pkgs, "packages left: %s" % sorted(packages() - before_pkgs)
     t.run("deb: apt-get purge --autoremove leaves nothing behind", purges)
 
 

@@ -31,10 +31,14 @@ def out(*cmd, env=None):
 
 
 def render(page):
-    rc, text, err = out("man", "--warnings", "-l", page,
-                        env=dict(os.environ, MANWIDTH="200", MAN_KEEP_FORMATTING="0"))
+    # Not a terminal: man-db strips the formatting, unless MAN_KEEP_FORMATTING
+    # is set to anything (even "0"). Strip what may still come through:
+    # overstrike (groff 1.22, Debian 12) and SGR escapes (groff 1.23, 13).
+    env = dict(os.environ, MANWIDTH="200")
+    env.pop("MAN_KEEP_FORMATTING", None)
+    rc, text, err = out("man", "--warnings", "-l", page, env=env)
     assert rc == 0 and not err.strip(), "man -l %s: exit %d: %s" % (page, rc, err)
-    return re.sub(r".\x08", "", text)  # no overstrike
+    return re.sub(r"\x1b\[[0-9;]*m", "", re.sub(r".\x08", "", text))
 
 
 def section(text, title):
