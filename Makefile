@@ -344,7 +344,7 @@ $(OUT)/tools/loadgen: tools/loadgen.c Makefile | $(OUT)/tools
 
 # Test programs (C): built by `make test`, also copied into the VMs (tests/vm/).
 TEST_BINS := $(OUT)/tests/wirecheck $(OUT)/tests/unit_proto $(OUT)/tests/unit_bucket \
-	     $(OUT)/tests/guard_table $(OUT)/tests/unit_srctab $(OUT)/tests/unit_options \
+	     $(OUT)/tests/guard_table $(OUT)/tests/xdpresp_table $(OUT)/tests/unit_srctab $(OUT)/tests/unit_options \
 	     $(OUT)/tests/mailless-reject \
 	     $(OUT)/tests/mailless-hooks
 .PHONY: tests-build
@@ -365,6 +365,12 @@ $(OUT)/tests/unit_options: tests/unit/unit_options.c | $(OUT)/tests
 $(OUT)/tests/guard_table: tests/e2e/c/guard_table.c $(OUT)/guard.skel.h include/guard.h include/bucket.h | $(OUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(TEST_CPPFLAGS) $(TOOL_CFLAGS) -MMD -MP $(TOOL_LDFLAGS) -fno-strict-aliasing -Wno-missing-field-initializers $< $(LDLIBS) -o $@
+
+# The XDP responder's table test: the real object through its skeleton, and
+# the reply texts from user/replies.c, as the controller renders them.
+$(OUT)/tests/xdpresp_table: tests/e2e/c/xdpresp_table.c user/replies.c $(OUT)/xdpresp.skel.h include/xdpresp.h include/proto.h | $(OUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(TEST_CPPFLAGS) -Iuser $(TOOL_CFLAGS) -MMD -MP $(TOOL_LDFLAGS) -fno-strict-aliasing -Wno-missing-field-initializers tests/e2e/c/xdpresp_table.c user/replies.c $(LDLIBS) -o $@
 
 # A controller whose sk_msg program every verifier rejects (an unchecked
 # packet read, under MLT_VERIFIER_REJECT): tests/e2e/t_refuse.py checks that

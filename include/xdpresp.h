@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * xdpresp.h - the ABI between the XDP responder (bpf/xdpresp.bpf.c) and the
+ * controller: configuration, the per-flow state, counters. Fixed-width
+ * types only; map definitions live in the BPF object alone.
+ *
+ * The responder answers TCP itself, so its sequence numbers carry what a
+ * socket would keep (docs/design.md, "The XDP responder"):
+ *
+ *   our initial sequence number (ISN) = mac:16 | mss:2 | 0:14
+ *
+ * mac is the top half of a keyed SipHash of the 4-tuple, mss an index into
+ * XR_MSS0-3 (the client's MSS, rounded down), and the low 14 bits are
+ * zero: every later acknowledgement the client sends is ISN + 1 + (octets
+ * of ours it has taken), so as long as a session's output stays under
+ * XR_OUT_MAX, ack - 1 gives back mac, mss and that count exactly. Every
+ * segment is checked against the mac; nothing needs storing to know what
+ * the client has.
+ */
+#ifndef ML_XDPRESP_H
+#define ML_XDPRESP_H
+
+#include <linux/types.h>
+
+#include "mailless.h"
+
+#define XR_OUT_BITS	14
+#define XR_OUT_MAX	((1u << XR_OUT_BITS) - 1)	/* reply octets per session, FIN included */
+#define XR_MSS_SHIFT	XR_OUT_BITS
+#define XR_MAC_SHIFT	16
+
+/* The client MSS a SYN-ACK remembers: the largest of these not above what
+ * the SYN offered (536 without the option: RFC 9293 3.7.1). */
+#define XR_MSS0	536
+#define XR_MSS1	1220
+#define XR_MSS2	1440
+#define XR_MSS3	1460
+
+/* Our receive window (unscaled: the SYN-ACK offers no window scaling, so
+ * the client scales neither): what a client may have in flight to us.
+ * Commands are short; the parser holds a partial line across segments. */
+#define XR_WINDOW	16384
+
+/* Replies a flow may have queued and not yet acknowledged by the client.
+ * Past this the rest of the client's input is not taken (not acknowledged)
+ * until the client acknowledges replies: its own retransmission brings it
+ * again. A power of two (a ring). */
+#define XR_OPS_MAX	16
+
+#define XR_PORT_WORDS	1024	/* 65536-bit map of served TCP ports */
+
+/* Reply text with its prefix sums, for checksums without a pass over the
+ * bytes: psum[k] is the sum of the 16-bit big-endian words of text[0..k)
+ * (an odd last octet as the high half of a word), not folded. text is
+ * padded with zeroes to twice ML_REPLY_MAX, so that the verifier can bound
+ * any (offset, length) pair under ML_REPLY_MAX each inside it. */
+struct xr_reply {
+	__u32 len;
+	__u32 psum[ML_REPLY_MAX + 1];
+	char text[2 * ML_REPLY_MAX];
+};
+
+/*
+ * Runtime configuration, map `xr_cfg` (two slots, xr_ctl.active picks one;
+ * a session keeps the slot of its greeting, so that what it is resent is
+ * what it was sent).
+ */
+struct xr_config {
+	__u32 dialect;		/* enum ml_dialect */
+	__u32 generation;
+	__u64 key[2];		/* SipHash key of the cookie (getrandom at start) */
+	__u64 ports[XR_PORT_WORDS];	/* bit p: TCP port p is served */
+	struct xr_reply replies[ML_OP__MAX];
+};
+
+struct xr_ctl {
+	__u32 active;		/* slot in use: 0 or 1 */
+};
+
+/* Key of the flow state: our address and port, the client's; addresses
+ * are IPv6 or v4-mapped, ports in network order. */
+struct xr_flow {
+	__u32 laddr[4];
+	__u32 raddr[4];
+	__u16 lport;
+	__u16 rport;
+};
+
+enum {
+	XR_F_CLOSING = 1,	/* FIN follows the last queued reply */
+	XR_F_PEER_FIN = 2,	/* the client's FIN was taken */
+	XR_F_SLOT1 = 4,		/* the session's config slot is 1 */
+};
+
+/*
+ * Per-flow state, LRU hash `xr_flows`: kept only while replies are
+ * unacknowledged or a line is incomplete, and evicted first when full.
+ * Without it a flow is at rest: the client has all our output (its ack
+ * says how much) and its next octet starts a line.
+ */
+struct xr_state {
+	__u32 rcv_nxt;		/* client sequence number of the next octet to take */
+	__u16 base;		/* output offset where ops[head] starts */
+	__u16 end;		/* output offset after the last queued reply */
+	__u16 sent;		/* output offset after the last octet sent (+1: our FIN) */
+	__u16 una;		/* what the client had acknowledged at its last segment */
+	__u8 head;		/* ring of queued replies (enum ml_op) */
+	__u8 nops;
+	__u8 flags;		/* XR_F_* */
+	__u8 pad;
+	__u8 ops[XR_OPS_MAX];
+	struct ml_parser parser;	/* the line in progress */
+};
+
+/*
+ * The responder's own counters (map `xr_stats`, PERCPU_ARRAY, struct
+ * xr_stats as value); the dialogue's (commands, reply codes, octets) go to
+ * the engines' common struct ml_stats in map `stats`.
+ */
+#define XR_STATS(X)							\
+	X(PACKETS, packets)		/* TCP packets to a served port */ \
+	X(SYN_ACKS, syn_acks)		/* SYNs answered with a cookie */ \
+	X(BAD_COOKIE, bad_cookie)	/* segments whose ack fails the cookie: dropped */ \
+	X(BAD_SEGMENT, bad_segment)	/* malformed or out-of-range segments: dropped */ \
+	X(GREETINGS, greetings)		/* handshakes completed (the greeting queued) */ \
+	X(SEGMENTS, segments)		/* segments sent after the SYN-ACK */ \
+	X(RESENT, resent)		/* reply octets sent again (the client lacked them) */ \
+	X(OUT_OF_ORDER, out_of_order)	/* data past what was expected: only acknowledged */ \
+	X(QUEUE_FULL, queue_full)	/* input left unacknowledged: XR_OPS_MAX replies queued */ \
+	X(NO_ROOM, no_room)		/* a frame could not grow: fewer octets sent */ \
+	X(STATE_FULL, state_full)	/* the flow state could not be stored */ \
+	X(RESETS, resets)		/* RSTs from clients */ \
+	X(PEER_FIN, peer_fin)		/* FINs from clients */
+
+enum xr_stat {
+#define XR_STAT_ENUM(e, f) XR_ST_##e,
+	XR_STATS(XR_STAT_ENUM)
+#undef XR_STAT_ENUM
+	XR_ST__MAX,
+};
+
+struct xr_stats {
+#define XR_STAT_FIELD(e, f) __u64 f;
+	XR_STATS(XR_STAT_FIELD)
+#undef XR_STAT_FIELD
+};
+
+/* Fill r from a rendered reply: length, zero-padded text, prefix sums. */
+static inline void xr_reply_fill(struct xr_reply *r, const char *text, __u32 len)
+{
+	__u32 k, sum = 0;
+
+	if (len > ML_REPLY_MAX)
+		len = ML_REPLY_MAX;
+	__builtin_memset(r, 0, sizeof(*r));
+	r->len = len;
+	for (k = 0; k < len; k++) {
+		r->text[k] = text[k];
+		sum += (k & 1) ? (__u8)text[k] : (__u32)(__u8)text[k] << 8;
+		r->psum[k + 1] = sum;
+	}
+}
+
+#endif /* ML_XDPRESP_H */
