@@ -366,9 +366,10 @@ $(OUT)/tests/guard_table: tests/e2e/c/guard_table.c $(OUT)/guard.skel.h include/
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(TEST_CPPFLAGS) $(TOOL_CFLAGS) -MMD -MP $(TOOL_LDFLAGS) -fno-strict-aliasing -Wno-missing-field-initializers $< $(LDLIBS) -o $@
 
-# The XDP responder's table test: the real object through its skeleton, and
-# the reply texts from user/replies.c, as the controller renders them.
-$(OUT)/tests/xdpresp_table: tests/e2e/c/xdpresp_table.c user/replies.c $(OUT)/xdpresp.skel.h include/xdpresp.h include/proto.h | $(OUT)/tests
+# The XDP responder's table test: the guard's object (the responder is part
+# of its program) through its skeleton, and the reply texts from
+# user/replies.c, as the controller renders them.
+$(OUT)/tests/xdpresp_table: tests/e2e/c/xdpresp_table.c user/replies.c $(OUT)/guard.skel.h include/xdpresp.h include/proto.h | $(OUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(TEST_CPPFLAGS) -Iuser $(TOOL_CFLAGS) -MMD -MP $(TOOL_LDFLAGS) -fno-strict-aliasing -Wno-missing-field-initializers tests/e2e/c/xdpresp_table.c user/replies.c $(LDLIBS) -o $@
 

@@ -17,6 +17,10 @@
  * over deny and over the rate limit); deny prefix -> drop; a SYN (without
  * ACK) takes a token from its source's bucket or is dropped; pass.
  *
+ * With --engine xdp (gd_config.respond) what it lets through to a served
+ * port is answered by the XDP responder (bpf/xdpresp.bpf.h) in the same
+ * program.
+ *
  * Attached through libxdp with the run config below: where libxdp's
  * dispatcher works it runs beside other XDP programs, at priority 20 (before
  * libxdp's default 50), and the next program runs after XDP_PASS.
@@ -33,9 +37,8 @@
 
 #include "bucket.h"
 #include "guard.h"
+#include "xdpresp.bpf.h"	/* TH_* flags, xr_respond() */
 
-#define TH_SYN	0x02	/* TCP flag octets (offset 13) */
-#define TH_ACK	0x10
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -251,7 +254,7 @@ int ml_guard(struct xdp_md *ctx)
 
 	if (allow) {
 		count(GD_ST_ALLOWED);
-		return XDP_PASS;
+		return cfg->respond ? xr_respond(ctx) : XDP_PASS;
 	}
 	if (deny) {
 		count(GD_ST_DROP_DENY);
@@ -264,5 +267,7 @@ int ml_guard(struct xdp_md *ctx)
 		}
 		count(GD_ST_SYN_PASSED);
 	}
+	if (cfg->respond)
+		return xr_respond(ctx);
 	return XDP_PASS;
 }

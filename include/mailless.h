@@ -292,7 +292,7 @@ struct ml_sock {
 
 /* Who runs this instance, for `mailless status` and `unload` (not read by
  * the BPF programs). */
-enum { ML_INFO_ENGINE_KERNEL = 0, ML_INFO_ENGINE_USER = 1 };
+enum { ML_INFO_ENGINE_KERNEL = 0, ML_INFO_ENGINE_USER = 1, ML_INFO_ENGINE_XDP = 2 };
 
 struct ml_info {
 	__u32 pid;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * xdpresp.h - the ABI between the XDP responder (bpf/xdpresp.bpf.c) and the
+ * xdpresp.h - the ABI between the XDP responder (bpf/xdpresp.bpf.h, inside the guard's program) and the
  * controller: configuration, the per-flow state, counters. Fixed-width
  * types only; map definitions live in the BPF object alone.
  *
@@ -41,13 +41,17 @@
  * Commands are short; the parser holds a partial line across segments. */
 #define XR_WINDOW	16384
 
-/* Replies a flow may have queued and not yet acknowledged by the client.
- * Past this the rest of the client's input is not taken (not acknowledged)
- * until the client acknowledges replies: its own retransmission brings it
- * again. A power of two (a ring). */
+/* Replies a flow may have queued and not yet acknowledged by the client,
+ * the last slot kept for a closing 421: a client with more commands than
+ * that unanswered pipelines without PIPELINING (never offered) and gets
+ * 421 too many pipelined commands. A power of two (a ring). */
 #define XR_OPS_MAX	16
 
 #define XR_PORT_WORDS	1024	/* 65536-bit map of served TCP ports */
+
+/* Entries of the flow state (xr_flows), about 250 octets each with the
+ * kernel's own: 16 MiB, allocated at load. */
+#define XR_FLOWS	65536
 
 /* Reply text with its prefix sums, for checksums without a pass over the
  * bytes: psum[k] is the sum of the 16-bit big-endian words of text[0..k)
@@ -126,7 +130,7 @@ struct xr_state {
 	X(SEGMENTS, segments)		/* segments sent after the SYN-ACK */ \
 	X(RESENT, resent)		/* reply octets sent again (the client lacked them) */ \
 	X(OUT_OF_ORDER, out_of_order)	/* data past what was expected: only acknowledged */ \
-	X(QUEUE_FULL, queue_full)	/* input left unacknowledged: XR_OPS_MAX replies queued */ \
+	X(QUEUE_FULL, queue_full)	/* XR_OPS_MAX - 1 replies unacknowledged: 421, close */ \
 	X(NO_ROOM, no_room)		/* a frame could not grow: fewer octets sent */ \
 	X(STATE_FULL, state_full)	/* the flow state could not be stored */ \
 	X(RESETS, resets)		/* RSTs from clients */ \

@@ -124,7 +124,7 @@ int ml_admin_status(const char *dir, int json)
 	if (sfd >= 0)
 		nsess = count_keys(sfd);
 
-	user = inf.engine == ML_INFO_ENGINE_USER;
+	user = inf.engine != ML_INFO_ENGINE_KERNEL;
 	/* The user engine's sessions are not in the map: `mailless stats`
 	 * counts them (mailless_sessions_active). */
 	if (user)
@@ -134,7 +134,7 @@ int ml_admin_status(const char *dir, int json)
 	if (json) {
 		printf("{\"running\":%s,\"pid\":%u,\"engine\":\"%s\",\"pin_dir\":",
 		       locked == 1 && !kill(inf.pid, 0) ? "true" : "false", inf.pid,
-		       user ? "user" : "kernel");
+		       ml_info_engine(inf.engine));
 		ml_json_str(stdout, dir);
 		printf(",\"hostname\":");
 		ml_json_strn(stdout, inf.hostname, sizeof(inf.hostname));
@@ -165,7 +165,7 @@ int ml_admin_status(const char *dir, int json)
 	} else {
 		printf("mailless: %s, pid %u, engine %s, pin dir %s\n",
 		       locked == 1 && !kill(inf.pid, 0) ? "running" : "NOT running (stale pins: "
-		       "mailless unload)", inf.pid, user ? "user" : "kernel", dir);
+		       "mailless unload)", inf.pid, ml_info_engine(inf.engine), dir);
 		printf("hostname: %s\n", inf.hostname);
 		if (user)
 			printf("programs: none (the user engine answers in the controller; "

@@ -108,5 +108,10 @@ int ml_opts_load(struct ml_opts *o, const struct ml_cli_set *cli, int ncli)
 			return -EINVAL;
 		}
 	}
+	if (o->engine == ML_ENGINE_XDP && !o->guard.niface) {
+		log_err("engine xdp answers from the XDP guard: name its interfaces with "
+			"xdp (--xdp IFACE[,IFACE...])");
+		return -EINVAL;
+	}
 	return 0;
 }

@@ -16,7 +16,7 @@
 #endif
 #define ML_DEFAULT_PIN	"/sys/fs/bpf/mailless"
 
-enum ml_engine { ML_ENGINE_AUTO, ML_ENGINE_KERNEL, ML_ENGINE_USER };
+enum ml_engine { ML_ENGINE_AUTO, ML_ENGINE_KERNEL, ML_ENGINE_USER, ML_ENGINE_XDP };
 
 struct ml_listen {
 	struct sockaddr_storage ss;

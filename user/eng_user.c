@@ -318,7 +318,7 @@ static int open_maps(struct ml_server *srv, struct ml_maps *m)
 	if (responder_bpf__load(skel))
 		return -errno;
 	inf.pid = getpid();
-	inf.engine = ML_INFO_ENGINE_USER;
+	inf.engine = srv->opts.engine == ML_ENGINE_XDP ? ML_INFO_ENGINE_XDP : ML_INFO_ENGINE_USER;
 	inf.max_sessions = srv->opts.max_sessions;
 	inf.started = time(NULL);
 	snprintf(inf.hostname, sizeof(inf.hostname), "%s", srv->opts.hostname);
@@ -357,6 +357,23 @@ static void u_shutdown(struct ml_server *srv)
 
 const struct ml_engine_ops ml_user_engine = {
 	.name = "user",
+	.start = u_start,
+	.shutdown = u_shutdown,
+	.admit = u_admit,
+	.open = u_open,
+	.io = u_io,
+	.idle_ms = u_idle_ms,
+	.drain = u_drain,
+	.sent = u_sent,
+	.close = u_close,
+};
+
+/* --engine xdp: the XDP guard's responder (bpf/xdpresp.bpf.h, started with
+ * the guard in server.c) answers on the guard's interfaces with no socket;
+ * what still reaches a listener (another interface, loopback) this engine
+ * answers as the user engine does. */
+const struct ml_engine_ops ml_xdp_engine = {
+	.name = "xdp",
 	.start = u_start,
 	.shutdown = u_shutdown,
 	.admit = u_admit,

@@ -49,7 +49,7 @@ struct ml_session {
 
 /* What an engine implements; NULL where it has nothing to do. */
 struct ml_engine_ops {
-	const char *name;		/* "kernel", "user": logs, metrics */
+	const char *name;		/* "kernel", "user", "xdp": logs, metrics */
 	/* Said when it cannot start and nothing follows it (main.c's list). */
 	const char *instead;
 	/* Before the listeners exist; and at exit, whether it started or not. */
@@ -86,6 +86,7 @@ struct ml_engine_ops {
 
 extern const struct ml_engine_ops ml_kernel_engine;
 extern const struct ml_engine_ops ml_user_engine;
+extern const struct ml_engine_ops ml_xdp_engine;	/* eng_xdp.c */
 
 /* ---- core services (session.c): what an engine may call ------------------- */
 

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -36,11 +37,14 @@
 #include "parse.h"
 #include "pins.h"
 #include "privs.h"
+#include "replies.h"
+#include "xdpresp.h"
 
 /* What the guard pins under the pin dir; `unload` removes these. */
 static const char *const gd_maps[] = {
 	"guard_cfg", "guard_ctl", "guard_buckets", "guard_stats", "guard_info",
 	"guard_allow4", "guard_deny4", "guard_allow6", "guard_deny6",
+	"xr_cfg", "xr_ctl", "xr_flows", "xr_stats", "xr_dialog",	/* the responder's */
 };
 #define GD_PROG_PIN	"ml_guard"
 #define N(a)		(sizeof(a) / sizeof(*(a)))
@@ -51,6 +55,8 @@ struct ml_guard {
 	struct gd_info info;
 	int attached[GD_IFACE_MAX];
 	unsigned int slot;		/* active slot */
+	int respond;			/* --engine xdp: the responder answers */
+	__u64 key[2];			/* the responder's cookie key */
 	char pin_dir[PATH_MAX];
 };
 
@@ -215,6 +221,7 @@ static void fill_config(struct gd_config *c, const struct ml_opts *o, unsigned i
 	int i;
 
 	memset(c, 0, sizeof(*c));
+	c->respond = o->engine == ML_ENGINE_XDP;
 	c->rate = g->syn_rate;
 	c->burst = g->syn_burst;
 	c->generation = gen;
@@ -232,6 +239,38 @@ static void fill_config(struct gd_config *c, const struct ml_opts *o, unsigned i
 
 		c->ports[port >> 6] |= 1ULL << (port & 63);
 	}
+}
+
+/* The responder's replies (with their checksum prefix sums), dialect,
+ * ports and key into its idle slot, which its own control word flips to:
+ * new sessions greet from it; a session keeps the slot it was greeted from. */
+static int xr_publish(struct ml_guard *gd, const struct ml_opts *o, const struct gd_config *g,
+		      unsigned int idle, unsigned int gen)
+{
+	struct xr_config *c = calloc(1, sizeof(*c));
+	struct ml_config mc;
+	struct xr_ctl ctl = { .active = idle };
+	__u32 zero = 0, op;
+	int r = 0;
+
+	if (!c)
+		return -ENOMEM;
+	ml_render(&mc, o);
+	c->dialect = mc.dialect;
+	c->generation = gen;
+	c->key[0] = gd->key[0];
+	c->key[1] = gd->key[1];
+	_Static_assert(sizeof(c->ports) == sizeof(g->ports), "the same port map");
+	memcpy(c->ports, g->ports, sizeof(c->ports));
+	for (op = 0; op < ML_OP__MAX; op++)
+		xr_reply_fill(&c->replies[op], mc.replies[op].text, mc.replies[op].len);
+	if (bpf_map_update_elem(bpf_map__fd(gd->skel->maps.xr_cfg), &idle, c, BPF_ANY) ||
+	    bpf_map_update_elem(bpf_map__fd(gd->skel->maps.xr_ctl), &zero, &ctl, BPF_ANY))
+		r = -errno;
+	if (r)
+		log_err("publishing the XDP responder's replies: %s", strerror(-r));
+	free(c);
+	return r;
 }
 
 static int publish(struct ml_guard *gd, const struct ml_opts *o, unsigned int gen)
@@ -254,6 +293,11 @@ static int publish(struct ml_guard *gd, const struct ml_opts *o, unsigned int ge
 		return r;
 	}
 	fill_config(c, o, gen);
+	if (gd->respond && (r = xr_publish(gd, o, c, idle, gen))) {
+		lists_close(&l);
+		free(c);
+		return r;
+	}
 	/* The idle slot's config and lists first, then one word flips them
 	 * all: a packet sees the old generation or the new, never a mix. */
 	for (i = 0; i < 4 && !r; i++)
@@ -432,7 +476,12 @@ static int pin_all(struct ml_guard *gd)
 	bpf_object__for_each_map(map, gd->skel->obj) {
 		const char *name = bpf_map__name(map);
 
-		if (strncmp(name, "guard_", 6) || strchr(name, '.'))
+		/* The responder's maps only where it answers; never the
+		 * per-CPU scratch of one packet. */
+		if (!strncmp(name, "xr_", 3) && (!gd->respond || !strcmp(name, "xr_seg") ||
+						 !strcmp(name, "xr_scratch")))
+			continue;
+		if ((strncmp(name, "guard_", 6) && strncmp(name, "xr_", 3)) || strchr(name, '.'))
 			continue;
 		ml_pin_path(p, sizeof(p), gd->pin_dir, name);
 		if (bpf_map__pin(map, p))
@@ -481,6 +530,15 @@ int ml_guard_start(struct ml_guard **gp, const struct ml_opts *o)
 	if (!gd->skel) {
 		e = -errno;
 		log_err("opening the XDP guard object: %s", strerror(errno));
+		goto fail;
+	}
+	/* The responder's flow table only where it answers (an LRU hash is
+	 * allocated whole at load). */
+	gd->respond = o->engine == ML_ENGINE_XDP;
+	bpf_map__set_max_entries(gd->skel->maps.xr_flows, gd->respond ? XR_FLOWS : 1);
+	if (gd->respond && getrandom(gd->key, sizeof(gd->key), 0) != sizeof(gd->key)) {
+		e = -errno;
+		log_err("getrandom: the XDP responder's cookie key: %s", strerror(errno));
 		goto fail;
 	}
 	xo.obj = gd->skel->obj;
@@ -604,23 +662,43 @@ void ml_guard_stop(struct ml_guard **gp)
 
 /* ---- counters, status, unload ------------------------------------------- */
 
-static int read_counters_fd(int fd, struct ml_xdp_counters *x)
+/* Sum the per-CPU values (arrays of n __u64 at index 0) of map fd into out. */
+static int sum_percpu(int fd, uint64_t *out, size_t n)
 {
-	int ncpu = libbpf_num_possible_cpus(), i, k;
-	struct gd_stats *per;
+	int ncpu = libbpf_num_possible_cpus(), i;
 	__u32 zero = 0;
+	__u64 *per;
+	size_t k;
 
-	memset(x, 0, sizeof(*x));
-	if (ncpu <= 0 || !(per = calloc(ncpu, sizeof(*per))))
+	if (ncpu <= 0 || !(per = calloc((size_t)ncpu * n, sizeof(*per))))
 		return -ENOMEM;
 	if (bpf_map_lookup_elem(fd, &zero, per)) {
 		free(per);
 		return -errno;
 	}
 	for (i = 0; i < ncpu; i++)
-		for (k = 0; k < GD_ST__MAX; k++)
-			x->v[k] += ((const __u64 *)&per[i])[k];
+		for (k = 0; k < n; k++)
+			out[k] += per[(size_t)i * n + k];
 	free(per);
+	return 0;
+}
+
+/* The guard's counters, and the responder's where xfd and dfd are open. */
+static int read_counters(int gfd, int xfd, int dfd, struct ml_xdp_counters *x)
+{
+	int r;
+
+	memset(x, 0, sizeof(*x));
+	if ((r = sum_percpu(gfd, x->v, GD_ST__MAX)))
+		return r;
+	if (xfd < 0 || dfd < 0)
+		return 0;
+	_Static_assert(sizeof(struct xr_stats) == XR_ST__MAX * sizeof(__u64), "xr_stats");
+	_Static_assert(sizeof(struct ml_stats) == ML_ST__MAX * sizeof(__u64), "ml_stats");
+	if (sum_percpu(xfd, x->v + GD_ST__MAX, XR_ST__MAX) ||
+	    ml_stats_add_percpu(dfd, &x->dialog))
+		return 0;	/* the guard's alone */
+	x->responder = 1;
 	return 0;
 }
 
@@ -628,20 +706,25 @@ int ml_guard_counters(const struct ml_guard *gd, struct ml_xdp_counters *x)
 {
 	if (!gd || !gd->skel)
 		return -ENOENT;
-	return read_counters_fd(bpf_map__fd(gd->skel->maps.guard_stats), x);
+	return read_counters(bpf_map__fd(gd->skel->maps.guard_stats),
+			     gd->respond ? bpf_map__fd(gd->skel->maps.xr_stats) : -1,
+			     gd->respond ? bpf_map__fd(gd->skel->maps.xr_dialog) : -1, x);
 }
 
 int ml_guard_counters_pinned(const char *dir, struct ml_xdp_counters *x)
 {
-	char p[PATH_MAX + 64];
-	int fd, r;
+	int fd = ml_pinned_fd(dir, "guard_stats"), xfd, dfd, r;
 
-	ml_pin_path(p, sizeof(p), dir, "guard_stats");
-	fd = bpf_obj_get(p);
 	if (fd < 0)
 		return -ENOENT;
-	r = read_counters_fd(fd, x);
+	xfd = ml_pinned_fd(dir, "xr_stats");
+	dfd = ml_pinned_fd(dir, "xr_dialog");
+	r = read_counters(fd, xfd, dfd, x);
 	close(fd);
+	if (xfd >= 0)
+		close(xfd);
+	if (dfd >= 0)
+		close(dfd);
 	return r;
 }
 

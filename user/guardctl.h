@@ -7,12 +7,19 @@
 
 #include "config.h"
 #include "guard.h"
+#include "stats.h"
+#include "xdpresp.h"
 
 struct ml_guard;
 
-/* Summed per-CPU counters of map guard_stats, indexed by enum gd_stat. */
+/* Summed per-CPU counters of map guard_stats, indexed by enum gd_stat, and
+ * with --engine xdp the responder's: xr_stats after them (GD_ST__MAX + enum
+ * xr_stat) and its dialogue counters (xr_dialog), which add to the
+ * engine's own. */
 struct ml_xdp_counters {
-	uint64_t v[GD_ST__MAX];
+	uint64_t v[GD_ST__MAX + XR_ST__MAX];
+	int responder;			/* the responder's are there */
+	struct ml_counters dialog;
 };
 
 /* Attach the guard to opts.guard's interfaces (nothing if none), publish its

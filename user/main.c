@@ -25,6 +25,7 @@ static const struct ml_engine_ops *const engines[][3] = {
 	[ML_ENGINE_AUTO] = { &ml_kernel_engine, &ml_user_engine, NULL },
 	[ML_ENGINE_KERNEL] = { &ml_kernel_engine, NULL },
 	[ML_ENGINE_USER] = { &ml_user_engine, NULL },
+	[ML_ENGINE_XDP] = { &ml_xdp_engine, NULL },
 };
 
 struct command {

@@ -64,6 +64,8 @@ char *ml_metrics_render(struct ml_server *srv, size_t *len)
 		return NULL;
 	ml_maps_counters(srv->maps, &srv->ctr, &c);
 	b.xdp = ml_guard_counters(srv->guard, &x) ? NULL : &x;
+	if (b.xdp && x.responder)
+		ml_stats_merge(&c, &x.dialog);
 	ml_stats_prometheus(f, &c, &b);
 	if (fclose(f)) {
 		free(buf);

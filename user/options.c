@@ -232,6 +232,7 @@ static const char *const dialects[] = {
 };
 static const char *const engine_names[] = {
 	[ML_ENGINE_AUTO] = "auto", [ML_ENGINE_KERNEL] = "kernel", [ML_ENGINE_USER] = "user",
+	[ML_ENGINE_XDP] = "xdp",
 };
 static const char *const log_to[] = { "stderr", "syslog" };
 static const char *const levels[] = {
@@ -270,9 +271,11 @@ const struct ml_option ml_options[] = {
 	  FIELD(max_sessions_per_source), 0, 1000000, .def = "50", .help =
 	  "concurrent sessions from one IPv4 address or IPv6 /64; more get 421 "
 	  "(0: no limit)" },
-	{ "engine", 0, "kernel|user|auto", ML_RESTART, set_choice, FIELD(engine),
+	{ "engine", 0, "kernel|user|xdp|auto", ML_RESTART, set_choice, FIELD(engine),
 	  CHOICES(engine_names), .def = "auto", .help =
-	  "kernel: eBPF; user: plain epoll; auto: kernel, or user if BPF cannot load" },
+	  "kernel: eBPF; user: plain epoll; auto: kernel, or user if BPF cannot load; "
+	  "xdp: the XDP guard answers on its interfaces (--xdp) with no socket, the user "
+	  "engine anywhere else" },
 	{ "pin-dir", 0, "DIR", ML_RESTART, set_path, FIELD(pin_dir), .def = ML_DEFAULT_PIN,
 	  .help = "bpffs directory for pins, locked by this instance; made with mode 0700 "
 	  "if missing; an existing one must be a real directory of root (or this user), "

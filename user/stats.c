@@ -111,10 +111,12 @@ static const struct {
 #undef REP
 };
 
-/* The XDP guard's counters, enum gd_stat order. */
+/* The XDP guard's counters, enum gd_stat order, then the responder's
+ * (--engine xdp), enum xr_stat order. */
+#define XR(k) [GD_ST__MAX + XR_ST_##k]
 static const struct {
 	const char *metric, *label, *help, *row, *json;
-} xdef[GD_ST__MAX] = {
+} xdef[GD_ST__MAX + XR_ST__MAX] = {
 	[GD_ST_PACKETS] = { "mailless_xdp_packets_total", "",
 		"TCP packets to a served port seen by the XDP guard.", "xdp packets", "packets" },
 	[GD_ST_SYN_PASSED] = { "mailless_xdp_syn_passed_total", "",
@@ -127,14 +129,60 @@ static const struct {
 	[GD_ST_ALLOWED] = { "mailless_xdp_allowed_total", "",
 		"Packets the XDP guard passed because their source is on the allow list.",
 		"xdp passed: allow", "allowed" },
+#define XRH "Engine xdp: TCP segments to a served port the XDP responder handled, by what it did."
+	XR(PACKETS) = { "mailless_xdp_responder_packets_total", "",
+		"Engine xdp: TCP packets to a served port the XDP responder saw.",
+		"xdp responder packets", "responder_packets" },
+	XR(SYN_ACKS) = { "mailless_xdp_responder_segments_total", "kind=\"syn_ack\"", XRH,
+		"xdp responder SYN-ACKs", "responder_syn_acks" },
+	XR(BAD_COOKIE) = { "mailless_xdp_responder_dropped_total", "reason=\"bad_cookie\"",
+		"Engine xdp: segments the XDP responder dropped, by reason.",
+		"xdp responder drop: cookie", "responder_bad_cookie" },
+	XR(BAD_SEGMENT) = { "mailless_xdp_responder_dropped_total", "reason=\"malformed\"",
+		"Engine xdp: segments the XDP responder dropped, by reason.",
+		"xdp responder drop: malformed", "responder_bad_segment" },
+	XR(GREETINGS) = { "mailless_xdp_responder_handshakes_total", "",
+		"Engine xdp: handshakes the XDP responder completed (the greeting queued).",
+		"xdp responder handshakes", "responder_greetings" },
+	XR(SEGMENTS) = { "mailless_xdp_responder_segments_total", "kind=\"data\"", XRH,
+		"xdp responder segments", "responder_segments" },
+	XR(RESENT) = { "mailless_xdp_responder_resent_octets_total", "",
+		"Engine xdp: reply octets the XDP responder sent again.",
+		"xdp responder octets resent", "responder_resent" },
+	XR(OUT_OF_ORDER) = { "mailless_xdp_responder_events_total", "event=\"out_of_order\"",
+		"Engine xdp: flow events of the XDP responder, by kind.",
+		"xdp responder out of order", "responder_out_of_order" },
+	XR(QUEUE_FULL) = { "mailless_xdp_responder_events_total", "event=\"queue_full\"",
+		"Engine xdp: flow events of the XDP responder, by kind.",
+		"xdp responder queue full", "responder_queue_full" },
+	XR(NO_ROOM) = { "mailless_xdp_responder_events_total", "event=\"no_room\"",
+		"Engine xdp: flow events of the XDP responder, by kind.",
+		"xdp responder no room", "responder_no_room" },
+	XR(STATE_FULL) = { "mailless_xdp_responder_events_total", "event=\"state_full\"",
+		"Engine xdp: flow events of the XDP responder, by kind.",
+		"xdp responder state full", "responder_state_full" },
+	XR(RESETS) = { "mailless_xdp_responder_events_total", "event=\"reset\"",
+		"Engine xdp: flow events of the XDP responder, by kind.",
+		"xdp responder resets", "responder_resets" },
+	XR(PEER_FIN) = { "mailless_xdp_responder_events_total", "event=\"peer_fin\"",
+		"Engine xdp: flow events of the XDP responder, by kind.",
+		"xdp responder client FINs", "responder_peer_fin" },
+#undef XRH
 };
+#undef XR
+
+/* How many of xdef x holds. */
+static int xdp_n(const struct ml_xdp_counters *x)
+{
+	return x->responder ? GD_ST__MAX + XR_ST__MAX : GD_ST__MAX;
+}
 
 static void xdp_prometheus(FILE *f, const struct ml_xdp_counters *x)
 {
 	const char *last = "";
 	int k;
 
-	for (k = 0; k < GD_ST__MAX; k++) {
+	for (k = 0; k < xdp_n(x); k++) {
 		if (strcmp(xdef[k].metric, last))
 			fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", xdef[k].metric,
 				xdef[k].help, xdef[k].metric);
@@ -242,7 +290,7 @@ void ml_stats_json(FILE *f, const struct ml_counters *c, const struct ml_build *
 	fprintf(f, "}");
 	if (b->xdp) {
 		fprintf(f, ",\"xdp\":{");
-		for (k = 0; k < GD_ST__MAX; k++)
+		for (k = 0; k < xdp_n(b->xdp); k++)
 			fprintf(f, "%s\"%s\":%llu", k ? "," : "", xdef[k].json,
 				(unsigned long long)b->xdp->v[k]);
 		fprintf(f, "}");
@@ -263,7 +311,7 @@ void ml_stats_table(FILE *f, const struct ml_counters *c, const struct ml_counte
 			fprintf(f, " %12.1f/s", (double)(c->v[k] - prev->v[k]) / secs);
 		fputc('\n', f);
 	}
-	for (k = 0; b->xdp && k < GD_ST__MAX; k++) {
+	for (k = 0; b->xdp && k < xdp_n(b->xdp); k++) {
 		fprintf(f, "  %-28s %14llu", xdef[k].row, (unsigned long long)b->xdp->v[k]);
 		if (prev && secs > 0 && b->xdp_prev)
 			fprintf(f, " %12.1f/s", (double)(b->xdp->v[k] - b->xdp_prev->v[k]) / secs);
@@ -316,7 +364,7 @@ static int read_pinned(const char *dir, struct ml_counters *c, struct ml_build *
 	}
 	lookup_pinned(dir, "info", 0, &inf);
 	lookup_pinned(dir, "control", 0, &ctl);
-	b->engine = inf.engine == ML_INFO_ENGINE_USER ? "user" : "kernel";
+	b->engine = ml_info_engine(inf.engine);
 	b->dialect = "rcpt";
 	snprintf(host, hostlen, "%s", inf.hostname);
 	if (!lookup_pinned(dir, "config", ctl.active & 1, &cfg)) {
@@ -327,10 +375,14 @@ static int read_pinned(const char *dir, struct ml_counters *c, struct ml_build *
 	return 0;
 }
 
-/* The guard's pinned counters into *x; b->xdp points at them if present. */
-static void read_pinned_xdp(const char *dir, struct ml_build *b, struct ml_xdp_counters *x)
+/* The guard's pinned counters into *x; b->xdp points at them if present.
+ * The responder's dialogue counters add to c. */
+static void read_pinned_xdp(const char *dir, struct ml_build *b, struct ml_xdp_counters *x,
+			    struct ml_counters *c)
 {
 	b->xdp = ml_guard_counters_pinned(dir, x) ? NULL : x;
+	if (b->xdp && x->responder)
+		ml_stats_merge(c, &x->dialog);
 }
 
 int ml_stats_cmd(const char *dir, int json, int prom, unsigned int watch)
@@ -356,7 +408,7 @@ int ml_stats_cmd(const char *dir, int json, int prom, unsigned int watch)
 			    "(with --pin-dir %s)? ", dir, dir);
 		return 1;
 	}
-	read_pinned_xdp(dir, &b, &xnow);
+	read_pinned_xdp(dir, &b, &xnow, &now);
 	if (!watch) {
 		if (json)
 			ml_stats_json(stdout, &now, &b);
@@ -382,7 +434,7 @@ int ml_stats_cmd(const char *dir, int json, int prom, unsigned int watch)
 			log_err("the counters at %s are gone: mailless stopped", dir);
 			return 1;
 		}
-		read_pinned_xdp(dir, &b, &xnow);
+		read_pinned_xdp(dir, &b, &xnow, &now);
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
 		t0 = t1;
@@ -399,11 +451,11 @@ int ml_stats_cmd(const char *dir, int json, int prom, unsigned int watch)
 
 /* mailless(8)'s METRICS: each family's name, type, help and label values as
  * man(7) .TP paragraphs, from the Prometheus text of zero counters (the
- * guard's included), so that the page names exactly what the endpoint serves. */
+ * guard's and the responder's included), so that the page names exactly what the endpoint serves. */
 void ml_stats_man(FILE *f)
 {
 	static const struct ml_counters zero;
-	static const struct ml_xdp_counters xzero;
+	static const struct ml_xdp_counters xzero = { .responder = 1 };
 	struct ml_build b = { .engine = "kernel", .dialect = "rcpt", .hostname = "",
 			      .xdp = &xzero };
 	char *text = NULL, *line, *save = NULL, help[512] = "", name[128] = "", type[16];
@@ -445,4 +497,10 @@ void ml_stats_man(FILE *f)
 		line = strtok_r(NULL, "\n", &save);
 	}
 	free(text);
+}
+
+const char *ml_info_engine(__u32 engine)
+{
+	return engine == ML_INFO_ENGINE_USER ? "user" : engine == ML_INFO_ENGINE_XDP ? "xdp" :
+	       "kernel";
 }

@@ -24,6 +24,9 @@ struct ml_build {
 	const struct ml_xdp_counters *xdp_prev;	/* table rates (--watch) */
 };
 
+/* The engine an ml_info.engine names: "kernel", "user" or "xdp". */
+const char *ml_info_engine(__u32 engine);
+
 /* Add the per-CPU BPF counters of map fd `stats` (PIPELINE_MAX: maximum). */
 int ml_stats_add_percpu(int fd, struct ml_counters *c);
 /* Add the controller's counters of map fd `stats_ctl`. */

@@ -7,7 +7,8 @@ C program that loads the real object through its skeleton: crafted frames
 in, verdicts, frames out, counters (root, as loading needs it).
   .output/tests/guard_table    bpf/guard.bpf.c (the token bucket's pure C
                                test is in tests/unit/t_unit.sh)
-  .output/tests/xdpresp_table  bpf/xdpresp.bpf.c, the XDP responder
+  .output/tests/xdpresp_table  bpf/xdpresp.bpf.h, the XDP responder, run
+                               inside the guard's program
 """
 import os
 import subprocess

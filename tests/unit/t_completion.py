@@ -46,7 +46,7 @@ def every_option():
 
 case("commands", ["st"], ["status", "stats"])
 t.run("completion: every option of run and check, from the option table", every_option)
-case("a choice's values", ["run", "--engine", ""], ["auto", "kernel", "user"])
+case("a choice's values", ["run", "--engine", ""], ["auto", "kernel", "user", "xdp"])
 case("a short flag's values", ["check", "-d", "rfc"], ["rfc7504"])
 case("after a switch, options again", ["run", "-v", "--xdp-m"], ["--xdp-mode"])
 case("a file for -c", ["check", "-c", os.path.join(TOP, "VERSIO")], [os.path.join(TOP, "VERSION")])

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * xdpresp_table - BPF_PROG_TEST_RUN table tests of the XDP responder
- * (bpf/xdpresp.bpf.c): crafted frames in, verdict, frame out, counters and
- * flow state. Every frame the program sends is checked in full: addresses,
+ * (bpf/xdpresp.bpf.h), run as it runs: inside the guard's program
+ * (bpf/guard.bpf.c, gd_config.respond, no rate limit). Crafted frames in,
+ * verdict, frame out, counters and flow state. Every frame the program sends is checked in full: addresses,
  * ports and MACs swapped, IPv4 and TCP checksums, sequence and
  * acknowledgement numbers, flags, options, payload. A client is played by
  * this file: it keeps its own sequence numbers and what it received, as a
@@ -28,7 +29,8 @@
 #include "replies.h"
 #include "proto.h"
 #include "xdpresp.h"
-#include "xdpresp.skel.h"
+#include "guard.h"
+#include "guard.skel.h"
 
 #define XDP_DROP_ 1
 #define XDP_PASS_ 2
@@ -36,7 +38,7 @@
 
 enum { F_FIN = 1, F_SYN = 2, F_RST = 4, F_PSH = 8, F_ACK = 16 };
 
-static struct xdpresp_bpf *skel;
+static struct guard_bpf *skel;
 static struct ml_config mlc;	/* the replies as the controller renders them */
 static int failures, passes;
 static const __u64 key[2] = { 0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL };
@@ -339,7 +341,7 @@ static struct reply_seg send_seg(struct client *c, int flags, const void *data, 
 		    .data_out = r.out.b, .data_size_out = sizeof(r.out.b), .repeat = 1);
 
 	memset(&r, 0, sizeof(r));
-	if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.ml_xdpresp), &o)) {
+	if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.ml_guard), &o)) {
 		snprintf(r.err, sizeof(r.err), "test run: %s", strerror(errno));
 		return r;
 	}
@@ -448,6 +450,21 @@ static int configure(unsigned dialect, __u32 slot)
 	if (!e)
 		e = bpf_map_update_elem(bpf_map__fd(skel->maps.xr_ctl), &zero, &ctl, 0);
 	free(cfg);
+	/* The guard in front: the same ports, no rate limit, responding. */
+	if (!e) {
+		struct gd_config *g = calloc(1, sizeof(*g));
+		struct gd_ctl gc = { .active = slot };
+
+		if (!g)
+			return -ENOMEM;
+		g->respond = 1;
+		g->ports[25 >> 6] |= 1ULL << (25 & 63);
+		g->ports[2525 >> 6] |= 1ULL << (2525 & 63);
+		e = bpf_map_update_elem(bpf_map__fd(skel->maps.guard_cfg), &slot, g, 0);
+		if (!e)
+			e = bpf_map_update_elem(bpf_map__fd(skel->maps.guard_ctl), &zero, &gc, 0);
+		free(g);
+	}
 	return e;
 }
 
@@ -496,7 +513,7 @@ static int run_raw(const struct frame *in, struct frame *out)
 	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in->b, .data_size_in = in->len,
 		    .data_out = out->b, .data_size_out = sizeof(out->b), .repeat = 1);
 
-	if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.ml_xdpresp), &o))
+	if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.ml_guard), &o))
 		return -errno;
 	out->len = o.data_size_out;
 	return o.retval;
@@ -856,10 +873,10 @@ static void queue_full(void)
 {
 	struct client c;
 	struct reply_seg r;
-	char many[40 * 6 + 1];
+	char many[40 * 6 + 1], want[4096];
 	size_t mark;
 	int i;
-	__u64 full = xr(XR_ST_QUEUE_FULL);
+	__u64 full = xr(XR_ST_QUEUE_FULL), flood = ml(ML_ST_CLOSE_FLOOD);
 
 	client_init(&c, 0, 40400);
 	result(open_session(&c) == 0, "session opens (queue)", "greeting");
@@ -867,18 +884,18 @@ static void queue_full(void)
 		memcpy(many + i * 6, "NOOP\r\n", 6);
 	many[240] = 0;
 	mark = c.ngot;
-	/* the greeting is still unacknowledged in the server's queue: the
-	 * client's ack covers it, so 15 replies fit beside the 421 room */
+	/* The client's ack covers the greeting: 15 replies fit, the 16th
+	 * slot is the 421's. */
 	r = send_seg(&c, F_ACK | F_PSH, many, 240);
-	result(r.verdict == XDP_TX_ && r.ack == c.seq + 6 * (XR_OPS_MAX - 1) &&
-	       xr(XR_ST_QUEUE_FULL) == full + 1 &&
-	       c.ngot - mark == (XR_OPS_MAX - 1) * strlen(text(ML_OP_OK)),
-	       "40 lines at once: replies for 15, the rest not acknowledged",
-	       "ack %u want %u got %zu", r.ack, c.seq + 6 * (XR_OPS_MAX - 1), c.ngot - mark);
-	c.seq = r.ack;
-	r = send_seg(&c, F_ACK | F_PSH, many, 240 - 6 * (XR_OPS_MAX - 1));
-	result(r.verdict == XDP_TX_ && r.ack == c.seq + 6 * (XR_OPS_MAX - 1),
-	       "the client's retransmission of the rest is taken next", "ack %u", r.ack);
+	snprintf(want, sizeof(want), "%s", "");
+	for (i = 0; i < XR_OPS_MAX - 1; i++)
+		strcat(want, text(ML_OP_OK));
+	strcat(want, text(ML_OP_PIPELINE));
+	result(r.verdict == XDP_TX_ && r.ack == c.seq + 240 && c.fin && got_since(&c, mark, want) &&
+	       xr(XR_ST_QUEUE_FULL) == full + 1 && ml(ML_ST_CLOSE_FLOOD) == flood + 1,
+	       "40 lines at once: replies for 15, then 421 too many pipelined commands and FIN",
+	       "ack %u want %u fin %d got %.*s", r.ack, c.seq + 240, c.fin, (int)(c.ngot - mark),
+	       c.got + mark);
 }
 
 static void output_limit(void)
@@ -927,7 +944,7 @@ int main(void)
 	int e;
 
 	libbpf_set_strict_mode(LIBBPF_STRICT_ALL);
-	skel = xdpresp_bpf__open_and_load();
+	skel = guard_bpf__open_and_load();
 	if (!skel) {
 		printf("not ok - xdpresp: load: %s\n", strerror(errno));
 		return 1;
@@ -948,7 +965,7 @@ int main(void)
 	queue_full();
 	output_limit();
 	rfc7504();
-	xdpresp_bpf__destroy(skel);
+	guard_bpf__destroy(skel);
 	printf("# %d passed, %d failed\n", passes, failures);
 	return failures ? 1 : 0;
 }

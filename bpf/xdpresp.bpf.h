@@ -1,6 +1,6 @@
-// SPDX-License-Identifier: GPL-2.0
+/* SPDX-License-Identifier: GPL-2.0 */
 /*
- * xdpresp.bpf.c - the XDP responder: answers SMTP over TCP from XDP, with
+ * xdpresp.bpf.h - the XDP responder: answers SMTP over TCP from XDP, with
  * no socket. A SYN gets a SYN-ACK whose sequence number is a keyed cookie
  * (include/xdpresp.h); every later segment is checked against it and says,
  * by its acknowledgement number, how much of our output the client has.
@@ -17,15 +17,24 @@
  * other. An evicted entry leaves a flow at rest: the client's ack says what
  * it has, and its next octet is taken to start a line.
  *
+ * It is part of the guard's program (bpf/guard.bpf.c includes this file
+ * and calls xr_respond() for what its limits and lists let through, when
+ * --engine xdp is on): one XDP program per interface, so that it needs no
+ * dispatcher (kernels that refuse freplace programs run one program alone)
+ * and the guard's SYN buckets are its per-source limits.
+ *
  * Only TCP to a served port is touched: everything else passes (ARP, other
  * protocols and ports, IPv4 fragments, IPv6 with extension headers,
- * VLAN-tagged frames: as the guard, bpf/guard.bpf.c, attach to the VLAN
- * interface itself). A malformed segment to a served port is dropped.
+ * VLAN-tagged frames: as the guard, attach to the VLAN interface itself).
+ * A malformed segment to a served port is dropped.
  *
  * XXX: a greeting the network loses is not sent again until the client
  * sends something (it waits for the greeting): the resend timer is not
  * built yet.
  */
+#ifndef ML_XDPRESP_BPF_H
+#define ML_XDPRESP_BPF_H
+
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -34,20 +43,10 @@
 #include <linux/tcp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
-#include <xdp/xdp_helpers.h>
 
 #include "verifier.h"
 #include "proto.h"
 #include "xdpresp.h"
-
-char LICENSE[] SEC("license") = "GPL";
-
-/* After the guard (priority 20): its limits and lists apply first, and a
- * packet it passes comes here. */
-struct {
-	__uint(priority, 30);
-	__uint(XDP_PASS, 1);
-} XDP_RUN_CONFIG(ml_xdpresp);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -67,7 +66,7 @@ struct {
  * entries the oldest are evicted, and fall back to rest (see the top). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, XR_FLOWS);
 	__type(key, struct xr_flow);
 	__type(value, struct xr_state);
 } xr_flows SEC(".maps");
@@ -107,14 +106,19 @@ struct {
 
 /* XDP runs in softirq with preemption off: a plain add on this CPU's slot
  * is exact. */
-static __always_inline void xr_count(__u32 key)
+static __always_inline void xr_add(__u32 key, __u64 n)
 {
 	__u32 zero = 0;
 	__u64 *v = bpf_map_lookup_elem(&xr_stats, &zero);
 
 	barrier_var(key);
 	if (v && key < XR_ST__MAX)
-		v[key] += 1;
+		v[key] += n;
+}
+
+static __always_inline void xr_count(__u32 key)
+{
+	xr_add(key, 1);
 }
 
 static __always_inline void ml_count(__u32 key, __u64 n)
@@ -248,7 +252,7 @@ static __always_inline void parse_opts(struct xdp_md *ctx, __u32 off, __u32 n, s
 	bpf_loop(OPT_MAX, opt_step, &w, 0);
 }
 
-static __always_inline int port_served(const struct xr_config *cfg, __u16 port)
+static __always_inline int xr_port_served(const struct xr_config *cfg, __u16 port)
 {
 	__u32 w = port >> 6;
 
@@ -287,7 +291,7 @@ static __always_inline int parse_seg(struct xdp_md *ctx, const struct xr_config 
 		th = (void *)ip + ihl * 4;
 		if ((void *)(th + 1) > end)
 			return P_PASS;
-		if (!port_served(cfg, bpf_ntohs(th->dest)))
+		if (!xr_port_served(cfg, bpf_ntohs(th->dest)))
 			return P_PASS;
 		tot = bpf_ntohs(ip->tot_len);
 		/* The frame may carry Ethernet padding: lengths come from
@@ -310,7 +314,7 @@ static __always_inline int parse_seg(struct xdp_md *ctx, const struct xr_config 
 		th = (void *)(ip6 + 1);
 		if ((void *)(th + 1) > end)
 			return P_PASS;
-		if (!port_served(cfg, bpf_ntohs(th->dest)))
+		if (!xr_port_served(cfg, bpf_ntohs(th->dest)))
 			return P_PASS;
 		l4len = bpf_ntohs(ip6->payload_len);
 		if (l4len < sizeof(*th) || sizeof(*eth) + sizeof(*ip6) + l4len > frame)
@@ -499,14 +503,15 @@ __noinline int xr_emit(struct xdp_md *ctx, const struct xr_config *cfg,
 	len = hlen + e->len;
 	frame = ctx->data_end - ctx->data;
 	delta = (long)len - (long)frame;
-	if (delta > 0) {
-		/* Tailroom first (native mode has a page); generic mode
-		 * guarantees only XDP_PACKET_HEADROOM in front. */
-		if (bpf_xdp_adjust_tail(ctx, delta) && bpf_xdp_adjust_head(ctx, -delta))
-			return -1;
-	} else if (delta < 0 && bpf_xdp_adjust_tail(ctx, delta)) {
+	/* The frame is rewritten whole, so it may grow or shrink at either
+	 * end: at the head first. Generic (skb) mode guarantees
+	 * XDP_PACKET_HEADROOM in front but maybe no tailroom, and its
+	 * handling of a moved tail left the skb's tail pointer past its data
+	 * by the MAC header length here (6.18): replies came out with 14
+	 * octets of the old frame in front. */
+	if (delta && bpf_xdp_adjust_head(ctx, -delta) &&
+	    (delta < 0 || bpf_xdp_adjust_tail(ctx, delta)))
 		return -1;
-	}
 
 	sum = 0;
 	if (e->len && st) {
@@ -621,7 +626,9 @@ __noinline long xr_line(struct xr_state *st, __u32 slot, __u32 verb)
 		ml_count(ML_ST_LONG_LINES, 1);
 	op = ml_reply_op(cfg->dialect, verb);
 	len = reply_len(cfg, op);
-	bye = reply_len(cfg, ML_OP_MAXTIME);
+	/* Room for the longer of the two 421s a session can still need. */
+	bye = reply_len(cfg, ML_OP_MAXTIME) > reply_len(cfg, ML_OP_PIPELINE) ?
+	      reply_len(cfg, ML_OP_MAXTIME) : reply_len(cfg, ML_OP_PIPELINE);
 	/* Room for this reply, the 421 and the FIN, or the 421 now. */
 	if ((__u32)st->end + len + bye + 1 > XR_OUT_MAX)
 		op = ML_OP_MAXTIME;
@@ -665,7 +672,7 @@ static long scan_step(__u64 index, void *data)
 
 	if (pos >= sc->end || !st)
 		return 1;
-	if (st->parser.len == 0 && st->nops >= XR_OPS_MAX - 1) {
+	if (st->parser.len == 0 && st->nops >= XR_OPS_MAX - 1 && !(st->flags & XR_F_CLOSING)) {
 		sc->full = 1;
 		return 1;
 	}
@@ -704,10 +711,27 @@ __noinline __u32 xr_take(struct xdp_md *ctx, struct xr_state *st, __u32 slot, __
 	if (!st || pos >= end)
 		return 0;
 	bpf_loop(CHUNK * 16, scan_step, &sc, 0);
-	if (sc.full)
-		xr_count(XR_ST_QUEUE_FULL);
 	if (sc.pos > end)
 		sc.pos = end;
+	if (sc.full) {
+		/* XR_OPS_MAX - 1 replies the client has not acknowledged and
+		 * a line more: a client that pipelines without PIPELINING
+		 * (which is never offered), as the kernel engine's segment
+		 * budget, ends with 421 in the slot kept for it. Waiting for
+		 * its retransmission instead stalled it for seconds (its
+		 * retransmission timer backs off). */
+		const struct xr_config *cfg = bpf_map_lookup_elem(&xr_cfg, &slot);
+
+		xr_count(XR_ST_QUEUE_FULL);
+		if (!cfg)
+			return 0;
+		push_op(st, ML_OP_PIPELINE);
+		st->end += reply_len(cfg, ML_OP_PIPELINE);
+		count_reply(cfg, ML_OP_PIPELINE);
+		st->flags |= XR_F_CLOSING;
+		ml_count(ML_ST_CLOSE_FLOOD, 1);
+		sc.pos = end;	/* the rest is discarded, as after any closing reply */
+	}
 	ml_count(ML_ST_RX_BYTES, sc.pos - pos);
 	return sc.pos - pos;
 }
@@ -954,6 +978,8 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 	e.tsecr = s->tsval;
 	if (len)
 		e.flags |= TH_PSH;
+	if (resend && st->sent > from)	/* octets that went out before */
+		xr_add(XR_ST_RESENT, st->sent - from < len ? st->sent - from : len);
 	if (from + len > st->sent)
 		st->sent = from + len;
 	if ((e.flags & TH_FIN) && st->sent == st->end)
@@ -982,8 +1008,9 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 	return XDP_TX;
 }
 
-SEC("xdp")
-int ml_xdpresp(struct xdp_md *ctx)
+/* Answer a frame that the guard passed: XDP_TX with our reply, XDP_DROP,
+ * or XDP_PASS for anything that is not TCP to a served port. */
+static __always_inline int xr_respond(struct xdp_md *ctx)
 {
 	const struct xr_config *cfg;
 	const struct xr_ctl *ctl;
@@ -1013,3 +1040,5 @@ int ml_xdpresp(struct xdp_md *ctx)
 	barrier_var(r);	/* a global function's result is unknown */
 	return r == XDP_TX ? XDP_TX : XDP_DROP;
 }
+
+#endif /* ML_XDPRESP_BPF_H */
