@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * xdpresp.h - the ABI between the XDP responder (bpf/xdpresp.bpf.h, inside the guard's program) and the
- * controller: configuration, the per-flow state, counters. Fixed-width
+ * xdpresp.h - the ABI between the XDP responder (bpf/xdpresp.bpf.h, inside
+ * the guard's program) and the controller (user/guard.c): configuration,
+ * the per-flow state, counters. Fixed-width
  * types only; map definitions live in the BPF object alone.
  *
  * The responder answers TCP itself, so its sequence numbers carry what a
