@@ -17,9 +17,9 @@
  * over deny and over the rate limit); deny prefix -> drop; a SYN (without
  * ACK) takes a token from its source's bucket or is dropped; pass.
  *
- * With --engine xdp (gd_config.respond) what it lets through to a served
- * port is answered by the XDP responder (bpf/xdpresp.bpf.h) in the same
- * program.
+ * With --engine xdp the program is ml_guard_xr: what it lets through to a
+ * served port is answered by the XDP responder (bpf/xdpresp.bpf.h) in the
+ * same program.
  *
  * Attached through libxdp with the run config below: where libxdp's
  * dispatcher works it runs beside other XDP programs, at priority 20 (before
@@ -166,8 +166,9 @@ static __always_inline int over_limit(const struct gd_config *cfg, struct gd_src
 	return !ml_bucket_take(b, now, cfg->rate, cfg->burst);
 }
 
-SEC("xdp")
-int ml_guard(struct xdp_md *ctx)
+/* The guard; with respond (a constant: two programs), the responder
+ * answers what it lets through. */
+static __always_inline int guard(struct xdp_md *ctx, const int respond)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -254,7 +255,7 @@ int ml_guard(struct xdp_md *ctx)
 
 	if (allow) {
 		count(GD_ST_ALLOWED);
-		return cfg->respond ? xr_respond(ctx) : XDP_PASS;
+		return respond ? xr_respond(ctx) : XDP_PASS;
 	}
 	if (deny) {
 		count(GD_ST_DROP_DENY);
@@ -267,7 +268,26 @@ int ml_guard(struct xdp_md *ctx)
 		}
 		count(GD_ST_SYN_PASSED);
 	}
-	if (cfg->respond)
-		return xr_respond(ctx);
-	return XDP_PASS;
+	return respond ? xr_respond(ctx) : XDP_PASS;
+}
+
+/* The guard alone: what --xdp attaches with the socket engines. It needs
+ * nothing newer than Linux 5.10 (no bpf_loop), and loads there. */
+SEC("xdp")
+int ml_guard(struct xdp_md *ctx)
+{
+	return guard(ctx, 0);
+}
+
+/* The guard and the XDP responder (--engine xdp): bpf_loop, so 5.17+.
+ * The controller loads one of the two (the other's autoload is off). */
+struct {
+	__uint(priority, 20);
+	__uint(XDP_PASS, 1);
+} XDP_RUN_CONFIG(ml_guard_xr);
+
+SEC("xdp")
+int ml_guard_xr(struct xdp_md *ctx)
+{
+	return guard(ctx, 1);
 }

@@ -171,6 +171,17 @@ static __always_inline __u32 cookie_mac(const struct xr_config *cfg, const struc
 	return (__u32)(v0 ^ v1 ^ v2 ^ v3);
 }
 
+/* What goes out: seq, ack, flags, and len octets of output from offset
+ * `from` of the session's reply stream (st's queued replies). */
+struct emit {
+	__u32 seq, ack;
+	__u32 from, len;
+	__u32 tsval, tsecr;
+	__u16 mss;		/* SYN-ACK: our MSS option */
+	__u8 flags;
+	__u8 ts;		/* send the timestamps option */
+};
+
 /* ---- the segment as parsed ----------------------------------------------- */
 
 struct seg {
@@ -187,6 +198,7 @@ struct seg {
 	__u8 has_ts;
 	__u32 opt_i, opt_n;	/* parse_opts' walk */
 	__u8 opt[64];
+	struct emit out;	/* the reply: here, not on the stack */
 };
 
 /* The segment being handled: map memory, off the 512-octet stack that
@@ -369,16 +381,6 @@ static __always_inline __u32 fold(__u64 sum)
 	return (__u32)sum;
 }
 
-/* What goes out: seq, ack, flags, and len octets of output from offset
- * `from` of the session's reply stream (st's queued replies). */
-struct emit {
-	__u32 seq, ack;
-	__u32 from, len;
-	__u32 tsval, tsecr;
-	__u16 mss;		/* SYN-ACK: our MSS option */
-	__u8 flags;
-	__u8 ts;		/* send the timestamps option */
-};
 
 /* The payload walk: one queued reply per step, its octets in [from, stop)
  * of the output written at frame offset `at` and summed. */
@@ -415,13 +417,16 @@ static long payload_step(__u64 index, void *data)
 		return 0;
 	skip = lo - p;
 	n = hi - lo;
-	barrier_var(skip);
-	if (skip >= ML_REPLY_MAX)
-		return 1;
-	barrier_var(n);
-	if (n == 0 || n > ML_REPLY_MAX)
-		return 1;
 	x = skip + n;
+	if (skip >= ML_REPLY_MAX || n == 0 || n > ML_REPLY_MAX || x > ML_REPLY_MAX)
+		return 1;
+	/* The same values, bounded by arithmetic for the verifier: 6.1 does
+	 * not learn n >= 1 from the test above ("invalid access to memory,
+	 * size=0"), and a bound checked on a copy is lost. */
+	skip &= XR_TEXT_SPAN / 2 - 1;
+	barrier_var(skip);
+	n = ((n - 1) & (XR_TEXT_SPAN / 2 - 1)) + 1;
+	barrier_var(n);
 	barrier_var(x);
 	if (x > ML_REPLY_MAX)
 		return 1;
@@ -792,20 +797,21 @@ static __always_inline __u32 now_ts(void)
 static __always_inline int syn(struct xdp_md *ctx, const struct xr_config *cfg, struct seg *s)
 {
 	__u32 mac = cookie_mac(cfg, &s->key), idx = mss_index(s->mss);
-	struct emit e = {
-		.seq = (mac & ~((1u << XR_MAC_SHIFT) - 1)) | idx << XR_MSS_SHIFT,
-		.ack = s->seq + 1,
-		.flags = TH_SYN | TH_ACK,
-		.mss = s->v6 ? 1440 : 1460,
-		.ts = s->has_ts,
-		.tsval = now_ts(),
-		.tsecr = s->tsval,
-	};
+	struct emit *e = &s->out;
+
+	__builtin_memset(e, 0, sizeof(*e));
+	e->seq = (mac & ~((1u << XR_MAC_SHIFT) - 1)) | idx << XR_MSS_SHIFT;
+	e->ack = s->seq + 1;
+	e->flags = TH_SYN | TH_ACK;
+	e->mss = s->v6 ? 1440 : 1460;
+	e->ts = s->has_ts;
+	e->tsval = now_ts();
+	e->tsecr = s->tsval;
 
 	/* A new connection on the 4-tuple of an old one: forget the old. */
 	if (bpf_map_lookup_elem(&xr_flows, &s->key))
 		bpf_map_delete_elem(&xr_flows, &s->key);
-	if (xr_emit(ctx, cfg, 0, s, &e)) {
+	if (xr_emit(ctx, cfg, 0, s, e)) {
 		xr_count(XR_ST_NO_ROOM);
 		return XDP_DROP;
 	}
@@ -851,28 +857,34 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 	int fresh = 0, fin_acked = 0, took = 0, peer_fin = 0, resend = 0;
 	const struct xr_config *cfg;
 	struct xr_state *st;
-	struct emit e = {};
+	struct emit *e;
+	struct xr_flow key;
 
 	if (!active || !s)
 		return XDP_DROP;
+	/* On the stack: 6.1 takes a map key only from there (or a map, the
+	 * packet), not from a global function's memory argument. */
+	key = s->key;
+	e = &s->out;
+	__builtin_memset(e, 0, sizeof(*e));
 	v = s->ack - 1;
 	if (!(s->flags & TH_ACK) || (s->flags & TH_SYN)) {
 		xr_count(XR_ST_BAD_SEGMENT);
 		return XDP_DROP;
 	}
-	if ((v >> XR_MAC_SHIFT) != (cookie_mac(active, &s->key) >> XR_MAC_SHIFT)) {
+	if ((v >> XR_MAC_SHIFT) != (cookie_mac(active, &key) >> XR_MAC_SHIFT)) {
 		xr_count(XR_ST_BAD_COOKIE);
 		return XDP_DROP;
 	}
 	out = v & XR_OUT_MAX;
 	mss = mss_of(v >> XR_MSS_SHIFT);
 
-	st = bpf_map_lookup_elem(&xr_flows, &s->key);
+	st = bpf_map_lookup_elem(&xr_flows, &key);
 	if (s->flags & TH_RST) {
 		xr_count(XR_ST_RESETS);
 		ml_count(ML_ST_CLOSE_RESET, 1);
 		if (st)
-			bpf_map_delete_elem(&xr_flows, &s->key);
+			bpf_map_delete_elem(&xr_flows, &key);
 		return XDP_DROP;
 	}
 	if (!st) {
@@ -952,57 +964,57 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 	len = st->end - from;
 	if (len > room)
 		len = room;
-	e.flags = TH_ACK;
+	e->flags = TH_ACK;
 	if ((st->flags & XR_F_CLOSING) && !fin_acked && from + len == st->end &&
 	    (resend || st->sent <= st->end))
-		e.flags |= TH_FIN;
+		e->flags |= TH_FIN;
 	if (fin_acked && (st->flags & XR_F_PEER_FIN) && !peer_fin && !s->data_len) {
 		/* The last ACK of the close: nothing is left to say. */
 		if (!fresh)
-			bpf_map_delete_elem(&xr_flows, &s->key);
+			bpf_map_delete_elem(&xr_flows, &key);
 		return XDP_DROP;
 	}
 	st->una = out;
-	if (!len && !(e.flags & TH_FIN) && !s->data_len && !peer_fin) {
+	if (!len && !(e->flags & TH_FIN) && !s->data_len && !peer_fin) {
 		/* A bare acknowledgement that asks nothing. */
 		if (!fresh && !st->nops && !st->parser.len && !(st->flags & XR_F_CLOSING))
-			bpf_map_delete_elem(&xr_flows, &s->key);
+			bpf_map_delete_elem(&xr_flows, &key);
 		return XDP_DROP;
 	}
-	e.seq = s->ack + (from - out);	/* after our FIN (fin_acked): ack is past it */
-	e.ack = st->rcv_nxt;
-	e.from = from;
-	e.len = len;
-	e.ts = s->has_ts;
-	e.tsval = now_ts();
-	e.tsecr = s->tsval;
+	e->seq = s->ack + (from - out);	/* after our FIN (fin_acked): ack is past it */
+	e->ack = st->rcv_nxt;
+	e->from = from;
+	e->len = len;
+	e->ts = s->has_ts;
+	e->tsval = now_ts();
+	e->tsecr = s->tsval;
 	if (len)
-		e.flags |= TH_PSH;
+		e->flags |= TH_PSH;
 	if (resend && st->sent > from)	/* octets that went out before */
 		xr_add(XR_ST_RESENT, st->sent - from < len ? st->sent - from : len);
 	if (from + len > st->sent)
 		st->sent = from + len;
-	if ((e.flags & TH_FIN) && st->sent == st->end)
+	if ((e->flags & TH_FIN) && st->sent == st->end)
 		st->sent = st->end + 1;
 
-	if (xr_emit(ctx, cfg, st, s, &e)) {
+	if (xr_emit(ctx, cfg, st, s, e)) {
 		/* Retry with less: the client's retransmission or its next
 		 * acknowledgement asks for the rest. */
 		xr_count(XR_ST_NO_ROOM);
-		e.len = 0;
-		e.flags &= ~(TH_FIN | TH_PSH);
+		e->len = 0;
+		e->flags &= ~(TH_FIN | TH_PSH);
 		st->sent = from;
-		if (xr_emit(ctx, cfg, st, s, &e))
+		if (xr_emit(ctx, cfg, st, s, e))
 			return XDP_DROP;
 	}
 
 	/* Keep the state while anything is unacknowledged or unfinished. */
 	if (st->nops || st->parser.len || ((st->flags & XR_F_CLOSING) &&
 					   !(fin_acked && (st->flags & XR_F_PEER_FIN)))) {
-		if (fresh && bpf_map_update_elem(&xr_flows, &s->key, st, BPF_ANY))
+		if (fresh && bpf_map_update_elem(&xr_flows, &key, st, BPF_ANY))
 			xr_count(XR_ST_STATE_FULL);
 	} else if (!fresh) {
-		bpf_map_delete_elem(&xr_flows, &s->key);
+		bpf_map_delete_elem(&xr_flows, &key);
 	}
 	xr_count(XR_ST_SEGMENTS);
 	return XDP_TX;

@@ -59,7 +59,6 @@ struct gd_config {
 	__u32 mask4;		/* source prefix mask for the bucket key, network order */
 	__u32 mask6[4];		/* same for IPv6 */
 	__u32 generation;
-	__u32 respond;		/* 1: the XDP responder answers what passes (--engine xdp) */
 	__u64 ports[GD_PORT_WORDS];	/* bit p: TCP port p is served */
 };
 

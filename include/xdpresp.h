@@ -57,12 +57,16 @@
 /* Reply text with its prefix sums, for checksums without a pass over the
  * bytes: psum[k] is the sum of the 16-bit big-endian words of text[0..k)
  * (an odd last octet as the high half of a word), not folded. text is
- * padded with zeroes to twice ML_REPLY_MAX, so that the verifier can bound
- * any (offset, length) pair under ML_REPLY_MAX each inside it. */
+ * padded with zeroes to XR_TEXT_SPAN, so that an (offset, length) pair
+ * bounded by masks alone (offset & 511, ((length - 1) & 511) + 1: what
+ * Linux 6.1's verifier can follow) stays inside it. */
+#define XR_TEXT_SPAN	1024
+_Static_assert(ML_REPLY_MAX <= XR_TEXT_SPAN / 2, "a reply must fit half the span");
+
 struct xr_reply {
 	__u32 len;
 	__u32 psum[ML_REPLY_MAX + 1];
-	char text[2 * ML_REPLY_MAX];
+	char text[XR_TEXT_SPAN];
 };
 
 /*

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <linux/if_link.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -221,7 +222,6 @@ static void fill_config(struct gd_config *c, const struct ml_opts *o, unsigned i
 	int i;
 
 	memset(c, 0, sizeof(*c));
-	c->respond = o->engine == ML_ENGINE_XDP;
 	c->rate = g->syn_rate;
 	c->burst = g->syn_burst;
 	c->generation = gen;
@@ -498,7 +498,7 @@ int ml_guard_start(struct ml_guard **gp, const struct ml_opts *o)
 	const struct ml_guard_opts *g = &o->guard;
 	enum xdp_attach_mode want = g->mode == ML_XDP_NATIVE ? XDP_MODE_NATIVE :
 				    g->mode == ML_XDP_SKB ? XDP_MODE_SKB : XDP_MODE_UNSPEC;
-	DECLARE_LIBXDP_OPTS(xdp_program_opts, xo, .prog_name = "ml_guard");
+	DECLARE_LIBXDP_OPTS(xdp_program_opts, xo);
 	struct ml_guard *gd;
 	socklen_t len = sizeof(__u64);
 	__u32 zero = 0;
@@ -536,13 +536,34 @@ int ml_guard_start(struct ml_guard **gp, const struct ml_opts *o)
 	 * allocated whole at load). */
 	gd->respond = o->engine == ML_ENGINE_XDP;
 	bpf_map__set_max_entries(gd->skel->maps.xr_flows, gd->respond ? XR_FLOWS : 1);
+	/* One program of the two: the guard alone loads on 5.10, the one with
+	 * the responder needs bpf_loop (5.17). */
+	xo.prog_name = gd->respond ? "ml_guard_xr" : "ml_guard";
+	bpf_program__set_autoload(gd->respond ? gd->skel->progs.ml_guard :
+				  gd->skel->progs.ml_guard_xr, false);
 	if (gd->respond && getrandom(gd->key, sizeof(gd->key), 0) != sizeof(gd->key)) {
 		e = -errno;
 		log_err("getrandom: the XDP responder's cookie key: %s", strerror(errno));
 		goto fail;
 	}
-	xo.obj = gd->skel->obj;
-	gd->prog = xdp_program__create(&xo);
+	if (gd->respond) {
+		/* The responder attaches alone, never behind libxdp's
+		 * dispatcher: there it would be an extension program, and
+		 * Linux refuses an extension that changes packet data
+		 * (bpf_xdp_adjust_head) in place of a dispatcher slot that
+		 * does not (Debian 13's 6.12 with libxdp 1.3: "Invalid
+		 * argument"). So it is loaded here, as a plain XDP program. */
+		if (guard_bpf__load(gd->skel)) {
+			e = -errno;
+			log_err("loading the XDP guard with the responder: %s (the verifier's "
+				"words are above; -v shows all)", strerror(errno));
+			goto fail;
+		}
+		gd->prog = xdp_program__from_fd(bpf_program__fd(gd->skel->progs.ml_guard_xr));
+	} else {
+		xo.obj = gd->skel->obj;
+		gd->prog = xdp_program__create(&xo);
+	}
 	if ((e = (int)libxdp_get_error(gd->prog))) {
 		gd->prog = NULL;
 		log_err("libxdp: preparing the XDP guard: %s", strerror(-e));
@@ -561,7 +582,14 @@ int ml_guard_start(struct ml_guard **gp, const struct ml_opts *o)
 		 * program behind its dispatcher where the kernel allows, as a
 		 * plain XDP program otherwise. Until publish() below the config
 		 * is all-zero, which serves no port: everything passes. */
-		e = xdp_program__attach(gd->prog, ifindex, want, 0);
+		if (gd->respond)	/* alone (see above); never over another */
+			e = bpf_xdp_attach(ifindex, xdp_program__fd(gd->prog),
+					   XDP_FLAGS_UPDATE_IF_NOEXIST |
+					   (want == XDP_MODE_NATIVE ? XDP_FLAGS_DRV_MODE :
+					    want == XDP_MODE_SKB ? XDP_FLAGS_SKB_MODE : 0), NULL) ?
+			    -errno : 0;
+		else
+			e = xdp_program__attach(gd->prog, ifindex, want, 0);
 		if (e) {
 			if (want == XDP_MODE_NATIVE && (e == -EOPNOTSUPP || e == -EINVAL))
 				log_err("xdp: native mode is not available on %s (its driver has no "
@@ -749,6 +777,23 @@ static int on_iface(int ifindex, __u32 id)
 	return found;
 }
 
+/* ml_guard or ml_guard_xr (with the responder): the name of program id. */
+static const char *prog_name(__u32 id)
+{
+	static char name[BPF_OBJ_NAME_LEN];
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	int fd = bpf_prog_get_fd_by_id(id);
+
+	snprintf(name, sizeof(name), "ml_guard");
+	if (fd < 0)
+		return name;
+	if (!bpf_obj_get_info_by_fd(fd, &info, &len) && info.name[0])
+		snprintf(name, sizeof(name), "%s", info.name);
+	close(fd);
+	return name;
+}
+
 void ml_guard_status(const char *dir, int json)
 {
 	char p[PATH_MAX + 64];
@@ -771,11 +816,12 @@ void ml_guard_status(const char *dir, int json)
 	libxdp_set_print(xdp_print);
 	away = enter_netns(&inf, &back);
 	if (json) {
-		printf(",\"xdp\":{\"program\":\"ml_guard\",\"id\":%u,\"fallback\":", inf.prog_id);
+		printf(",\"xdp\":{\"program\":\"%s\",\"id\":%u,\"fallback\":", prog_name(inf.prog_id),
+		       inf.prog_id);
 		ml_json_strn(stdout, inf.fallback, sizeof(inf.fallback));
 		printf(",\"interfaces\":[");
 	} else {
-		printf("xdp guard: program ml_guard id %u\n", inf.prog_id);
+		printf("xdp guard: program %s id %u\n", prog_name(inf.prog_id), inf.prog_id);
 	}
 	for (i = 0; i < inf.nif && i < GD_IFACE_MAX; i++) {
 		int on = away ? 0 : on_iface(inf.ifindex[i], inf.prog_id);

@@ -61,7 +61,8 @@ vm_wire() {
 vm_guard() {
 	local engine=${4:-kernel} what="XDP guard on $3's $2 kernel" table
 	vm_payload guard EXPECT_KERNEL="$2" ENGINE="$engine" -- "$vm_top"/mailless \
-		"$vm_top"/.output/tests/guard_table "$vm_top"/.output/tests/unit_bucket
+		"$vm_top"/.output/tests/guard_table "$vm_top"/.output/tests/unit_bucket \
+		"$vm_top"/.output/tests/xdpresp_table "$vm_top"/.output/tests/wirecheck
 	vm_boot "$1" 300
 	vm_show '^(guard:|ok|not ok|#|VM-|boot:|mailless|libbpf|libxdp|xdp|Interface|vgs| )'
 	case $VM_RC in
@@ -73,6 +74,13 @@ vm_guard() {
 		else
 			echo "skip - XDP guard beside xdp-filter on $2: $(printf '%s\n' "$VM_OUT" |
 				grep -o 'coexist skipped: .*')"
+		fi
+		if printf '%s\n' "$VM_OUT" | grep -q '^guard: ok xdp '; then
+			echo "ok - XDP responder (--engine xdp) on $2: $(printf '%s\n' "$VM_OUT" |
+				sed -n 's/^guard: ok xdp //p')"
+		else
+			echo "skip - XDP responder on $2: $(printf '%s\n' "$VM_OUT" |
+				grep -o 'xdp skipped: .*' | sed 's/^xdp skipped: //')"
 		fi
 		;;
 	2) echo "not ok - $what: the VM could not be set up (see above)" ;;

@@ -2,7 +2,7 @@
 /*
  * xdpresp_table - BPF_PROG_TEST_RUN table tests of the XDP responder
  * (bpf/xdpresp.bpf.h), run as it runs: inside the guard's program
- * (bpf/guard.bpf.c, gd_config.respond, no rate limit). Crafted frames in,
+ * (bpf/guard.bpf.c, ml_guard_xr, no rate limit). Crafted frames in,
  * verdict, frame out, counters and flow state. Every frame the program sends is checked in full: addresses,
  * ports and MACs swapped, IPv4 and TCP checksums, sequence and
  * acknowledgement numbers, flags, options, payload. A client is played by
@@ -341,7 +341,7 @@ static struct reply_seg send_seg(struct client *c, int flags, const void *data, 
 		    .data_out = r.out.b, .data_size_out = sizeof(r.out.b), .repeat = 1);
 
 	memset(&r, 0, sizeof(r));
-	if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.ml_guard), &o)) {
+	if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.ml_guard_xr), &o)) {
 		snprintf(r.err, sizeof(r.err), "test run: %s", strerror(errno));
 		return r;
 	}
@@ -457,7 +457,6 @@ static int configure(unsigned dialect, __u32 slot)
 
 		if (!g)
 			return -ENOMEM;
-		g->respond = 1;
 		g->ports[25 >> 6] |= 1ULL << (25 & 63);
 		g->ports[2525 >> 6] |= 1ULL << (2525 & 63);
 		e = bpf_map_update_elem(bpf_map__fd(skel->maps.guard_cfg), &slot, g, 0);
@@ -513,7 +512,7 @@ static int run_raw(const struct frame *in, struct frame *out)
 	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = in->b, .data_size_in = in->len,
 		    .data_out = out->b, .data_size_out = sizeof(out->b), .repeat = 1);
 
-	if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.ml_guard), &o))
+	if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.ml_guard_xr), &o))
 		return -errno;
 	out->len = o.data_size_out;
 	return o.retval;
@@ -944,8 +943,10 @@ int main(void)
 	int e;
 
 	libbpf_set_strict_mode(LIBBPF_STRICT_ALL);
-	skel = guard_bpf__open_and_load();
-	if (!skel) {
+	skel = guard_bpf__open();
+	if (skel)	/* the program --engine xdp loads */
+		bpf_program__set_autoload(skel->progs.ml_guard, false);
+	if (!skel || guard_bpf__load(skel)) {
 		printf("not ok - xdpresp: load: %s\n", strerror(errno));
 		return 1;
 	}
