@@ -868,6 +868,19 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 	e = &s->out;
 	__builtin_memset(e, 0, sizeof(*e));
 	v = s->ack - 1;
+	if ((s->flags & (TH_RST | TH_ACK)) == TH_RST) {
+		/* A RST without ACK carries no cookie: it ends a stored flow
+		 * only at the exact sequence number expected (RFC 5961 3.2). */
+		st = bpf_map_lookup_elem(&xr_flows, &key);
+		if (st && st->rcv_nxt == s->seq) {
+			bpf_map_delete_elem(&xr_flows, &key);
+			xr_count(XR_ST_RESETS);
+			ml_count(ML_ST_CLOSE_RESET, 1);
+		} else {
+			xr_count(XR_ST_BAD_SEGMENT);
+		}
+		return XDP_DROP;
+	}
 	if (!(s->flags & TH_ACK) || (s->flags & TH_SYN)) {
 		xr_count(XR_ST_BAD_SEGMENT);
 		return XDP_DROP;

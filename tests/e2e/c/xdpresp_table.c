@@ -842,6 +842,22 @@ static void early_talker_and_reset(void)
 	r = send_seg(&c, F_ACK | F_RST, NULL, 0);
 	result(r.verdict == XDP_DROP_ && !has_state(&c, NULL) && xr(XR_ST_RESETS) == resets + 1,
 	       "RST: dropped, counted, the state gone", "verdict %d", r.verdict);
+
+	/* A RST without ACK: only at rcv_nxt. */
+	client_init(&c, 0, 41101);
+	send_seg(&c, F_SYN, NULL, 0);
+	c.seq++;
+	cmd(&c, "HE");	/* half a line: state kept */
+	c.seq += 5;
+	r = send_seg(&c, F_RST, NULL, 0);
+	c.seq -= 5;
+	result(r.verdict == XDP_DROP_ && has_state(&c, NULL) && xr(XR_ST_RESETS) == resets + 1,
+	       "RST without ACK off the expected sequence number: ignored", "state %d",
+	       has_state(&c, NULL));
+	r = send_seg(&c, F_RST, NULL, 0);
+	result(r.verdict == XDP_DROP_ && !has_state(&c, NULL) && xr(XR_ST_RESETS) == resets + 2,
+	       "RST without ACK at the expected sequence number: the state gone", "state %d",
+	       has_state(&c, NULL));
 }
 
 static void window_and_parts(void)
