@@ -187,8 +187,13 @@ def run(env, mta, engine, dialect, window, x, tmp):
     try:
         if engine != "none":
             try:
+                # engine xdp: the guard's responder on the receiver's veth
+                # (generic mode: native XDP_TX on veth needs a program on
+                # the peer too), no SYN limit for the MTA's retries.
+                xdp = (["--xdp", "veth0", "--xdp-mode", "skb", "--syn-rate", "0"]
+                       if engine == "xdp" else [])
                 srv = env.server(pair, engine=engine, host=MX, dialect=dialect, family="4",
-                                 tag="i%d" % x, extra=["--log-level", "info"])
+                                 tag="i%d" % x, extra=["--log-level", "info"] + xdp)
             except Exception as e:
                 r.why = "mailless did not start: %s" % e
                 return r
