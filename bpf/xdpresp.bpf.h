@@ -8,14 +8,16 @@
  * engines.
  *
  * What is kept, and why (docs/design.md, "The XDP responder"): a SYN flood
- * or a scan costs no memory at all. From the completing ACK on, a flow has
- * an entry in the LRU hash xr_flows while it has replies the client has not
- * acknowledged, or a line it has not finished: replies are kept as opcodes
- * (one octet each), so that a reply the client lacks can be sent again, one
- * that does not fit a frame goes out in parts, and a client that sends
+ * or a scan costs no memory at all. From the completing ACK to the end of
+ * the session a flow has an entry in the LRU hash xr_flows (296
+ * octets): replies are kept as opcodes (one octet each) until the client
+ * acknowledges them, so that a reply the client lacks can be sent again,
+ * one that does not fit a frame goes out in parts, and a client that sends
  * several commands before reading gets its replies in order behind each
- * other. An evicted entry leaves a flow at rest: the client's ack says what
- * it has, and its next octet is taken to start a line.
+ * other; the line in progress; the summary for the session's log record
+ * (ring buffer xr_events). An evicted entry leaves a flow at rest: the
+ * client's ack says what it has, and its next octet is taken to start a
+ * line.
  *
  * It is part of the guard's program (bpf/guard.bpf.c includes this file
  * and calls xr_respond() for what its limits and lists let through, when
@@ -200,6 +202,14 @@ struct seg {
 	__u8 opt[64];
 	struct emit out;	/* the reply: here, not on the stack */
 };
+
+/* Session records for the log (struct xr_log_event); 256 KiB, about
+ * 1,000 records: the controller reads it every loop round. A record that
+ * does not fit is counted (events_lost) and its line lost. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} xr_events SEC(".maps");
 
 /* The segment being handled: map memory, off the 512-octet stack that
  * the program, xr_segment(), xr_emit() and a loop callback share. */
@@ -595,6 +605,18 @@ static __always_inline void push_op(struct xr_state *st, __u32 op)
 {
 	st->ops[(st->head + st->nops) & (XR_OPS_MAX - 1)] = op;
 	st->nops++;
+	st->sum.nreplies++;
+}
+
+/* The session ends for `reason` (ML_ST_CLOSE_*): counted once; its
+ * record goes out with the next segment (xr_log). */
+static __always_inline void set_closing(struct xr_state *st, __u32 reason)
+{
+	st->flags |= XR_F_CLOSING;
+	if (!st->reason) {
+		st->reason = reason;
+		ml_count(reason, 1);
+	}
 }
 
 /* A reply queued: its code and octets counted (once: a resend is not). */
@@ -627,6 +649,8 @@ __noinline long xr_line(struct xr_state *st, __u32 slot, __u32 verb)
 	k = ml_verb_stat(verb);
 	if (k >= 0)
 		ml_count(k, 1);
+	if (verb != ML_V_FLOOD)
+		ml_summary_add(&st->sum, &st->parser, verb);
 	if (verb == ML_V_TOOLONG)
 		ml_count(ML_ST_LONG_LINES, 1);
 	op = ml_reply_op(cfg->dialect, verb);
@@ -641,9 +665,8 @@ __noinline long xr_line(struct xr_state *st, __u32 slot, __u32 verb)
 	st->end += reply_len(cfg, op);
 	count_reply(cfg, op);
 	if (ml_op_closes(op) || op == ML_OP_MAXTIME) {
-		st->flags |= XR_F_CLOSING;
-		ml_count(op == ML_OP_QUIT ? ML_ST_CLOSE_QUIT :
-			 op == ML_OP_MAXTIME ? ML_ST_CLOSE_MAXTIME : ML_ST_CLOSE_FLOOD, 1);
+		set_closing(st, op == ML_OP_QUIT ? ML_ST_CLOSE_QUIT :
+			    op == ML_OP_MAXTIME ? ML_ST_CLOSE_MAXTIME : ML_ST_CLOSE_FLOOD);
 		return 1;
 	}
 	return 0;
@@ -733,8 +756,7 @@ __noinline __u32 xr_take(struct xdp_md *ctx, struct xr_state *st, __u32 slot, __
 		push_op(st, ML_OP_PIPELINE);
 		st->end += reply_len(cfg, ML_OP_PIPELINE);
 		count_reply(cfg, ML_OP_PIPELINE);
-		st->flags |= XR_F_CLOSING;
-		ml_count(ML_ST_CLOSE_FLOOD, 1);
+		set_closing(st, ML_ST_CLOSE_FLOOD);
 		sc.pos = end;	/* the rest is discarded, as after any closing reply */
 	}
 	ml_count(ML_ST_RX_BYTES, sc.pos - pos);
@@ -831,7 +853,10 @@ static __always_inline void rest_state(struct xr_state *st, const struct xr_conf
 	st->nops = 0;
 	st->flags = slot ? XR_F_SLOT1 : 0;
 	st->pad = 0;
+	st->reason = 0;
+	st->start_ns = bpf_ktime_get_ns();
 	ml_parser_init(&st->parser);
+	__builtin_memset(&st->sum, 0, sizeof(st->sum));
 	if (out < greet) {
 		push_op(st, ML_OP_GREET);
 		st->base = 0;
@@ -846,6 +871,27 @@ static __always_inline void rest_state(struct xr_state *st, const struct xr_conf
 		st->base = st->end = st->sent = out;
 	}
 	st->una = out;
+}
+
+/* The session's record for the log, once. Global: verified once. */
+__noinline int xr_log(const struct xr_flow *key, struct xr_state *st, __u32 reason)
+{
+	struct xr_log_event *le;
+
+	if (!key || !st || (st->flags & XR_F_LOGGED))
+		return 0;
+	st->flags |= XR_F_LOGGED;
+	le = bpf_ringbuf_reserve(&xr_events, sizeof(*le), 0);
+	if (!le) {
+		ml_count(ML_ST_EVENTS_LOST, 1);
+		return 0;
+	}
+	le->flow = *key;
+	le->reason = reason;
+	le->dur_ns = bpf_ktime_get_ns() - st->start_ns;
+	le->sum = st->sum;
+	bpf_ringbuf_submit(le, 0);
+	return 0;
 }
 
 /* Every segment but a SYN: check the cookie, take the data, answer.
@@ -873,9 +919,11 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 		 * only at the exact sequence number expected (RFC 5961 3.2). */
 		st = bpf_map_lookup_elem(&xr_flows, &key);
 		if (st && st->rcv_nxt == s->seq) {
-			bpf_map_delete_elem(&xr_flows, &key);
 			xr_count(XR_ST_RESETS);
-			ml_count(ML_ST_CLOSE_RESET, 1);
+			if (!st->reason)
+				ml_count(ML_ST_CLOSE_RESET, 1);
+			xr_log(&key, st, st->reason ? st->reason : ML_ST_CLOSE_RESET);
+			bpf_map_delete_elem(&xr_flows, &key);
 		} else {
 			xr_count(XR_ST_BAD_SEGMENT);
 		}
@@ -895,9 +943,14 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 	st = bpf_map_lookup_elem(&xr_flows, &key);
 	if (s->flags & TH_RST) {
 		xr_count(XR_ST_RESETS);
-		ml_count(ML_ST_CLOSE_RESET, 1);
-		if (st)
+		/* After our close (QUIT, 421) a RST is how some clients end
+		 * (SO_LINGER 0): the session's reason stays. */
+		if (!st || !st->reason)
+			ml_count(ML_ST_CLOSE_RESET, 1);
+		if (st) {
+			xr_log(&key, st, st->reason ? st->reason : ML_ST_CLOSE_RESET);
 			bpf_map_delete_elem(&xr_flows, &key);
+		}
 		return XDP_DROP;
 	}
 	if (!st) {
@@ -955,10 +1008,7 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 		st->flags |= XR_F_PEER_FIN;
 		peer_fin = 1;
 		xr_count(XR_ST_PEER_FIN);
-		if (!(st->flags & XR_F_CLOSING)) {
-			st->flags |= XR_F_CLOSING;
-			ml_count(ML_ST_CLOSE_CLIENT, 1);
-		}
+		set_closing(st, ML_ST_CLOSE_CLIENT);
 	}
 
 	/* What to send: new output after new input; everything from `out`
@@ -989,9 +1039,8 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 	}
 	st->una = out;
 	if (!len && !(e->flags & TH_FIN) && !s->data_len && !peer_fin) {
-		/* A bare acknowledgement that asks nothing. */
-		if (!fresh && !st->nops && !st->parser.len && !(st->flags & XR_F_CLOSING))
-			bpf_map_delete_elem(&xr_flows, &key);
+		/* A bare acknowledgement that asks nothing (a stored flow's
+		 * state was updated in place; a fresh one learned nothing). */
 		return XDP_DROP;
 	}
 	e->seq = s->ack + (from - out);	/* after our FIN (fin_acked): ack is past it */
@@ -1021,13 +1070,15 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 			return XDP_DROP;
 	}
 
-	/* Keep the state while anything is unacknowledged or unfinished. */
-	if (st->nops || st->parser.len || ((st->flags & XR_F_CLOSING) &&
-					   !(fin_acked && (st->flags & XR_F_PEER_FIN)))) {
-		if (fresh && bpf_map_update_elem(&xr_flows, &key, st, BPF_ANY))
-			xr_count(XR_ST_STATE_FULL);
-	} else if (!fresh) {
-		bpf_map_delete_elem(&xr_flows, &key);
+	if ((st->flags & XR_F_CLOSING) && !(st->flags & XR_F_LOGGED))
+		xr_log(&key, st, st->reason);
+	/* The state lasts the session: gone when both FINs are acknowledged
+	 * (or at a RST, above). */
+	if (fin_acked && (st->flags & XR_F_PEER_FIN)) {
+		if (!fresh)
+			bpf_map_delete_elem(&xr_flows, &key);
+	} else if (fresh && bpf_map_update_elem(&xr_flows, &key, st, BPF_ANY)) {
+		xr_count(XR_ST_STATE_FULL);
 	}
 	xr_count(XR_ST_SEGMENTS);
 	return XDP_TX;

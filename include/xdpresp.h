@@ -50,8 +50,8 @@
 
 #define XR_PORT_WORDS	1024	/* 65536-bit map of served TCP ports */
 
-/* Entries of the flow state (xr_flows), about 250 octets each with the
- * kernel's own: 16 MiB, allocated at load. */
+/* Entries of the flow state (xr_flows): 296 octets each, about 400 with
+ * the kernel's own: 26 MiB, allocated at load. */
 #define XR_FLOWS	65536
 
 /* Reply text with its prefix sums, for checksums without a pass over the
@@ -99,13 +99,15 @@ enum {
 	XR_F_CLOSING = 1,	/* FIN follows the last queued reply */
 	XR_F_PEER_FIN = 2,	/* the client's FIN was taken */
 	XR_F_SLOT1 = 4,		/* the session's config slot is 1 */
+	XR_F_LOGGED = 8,	/* its xr_log_event went out */
 };
 
 /*
- * Per-flow state, LRU hash `xr_flows`: kept only while replies are
- * unacknowledged or a line is incomplete, and evicted first when full.
- * Without it a flow is at rest: the client has all our output (its ack
- * says how much) and its next octet starts a line.
+ * Per-flow state, LRU hash `xr_flows`: from the completing ACK to the end
+ * of the session (the last ACK of the close, or a RST), the oldest evicted
+ * first when full. Without it a flow is at rest: the client has all our
+ * output (its ack says how much) and its next octet starts a line; only its
+ * log line loses what came before.
  */
 struct xr_state {
 	__u32 rcv_nxt;		/* client sequence number of the next octet to take */
@@ -118,7 +120,20 @@ struct xr_state {
 	__u8 flags;		/* XR_F_* */
 	__u8 pad;
 	__u8 ops[XR_OPS_MAX];
+	__u32 reason;		/* ML_ST_CLOSE_*: why it ends, once it does */
+	__u64 start_ns;		/* the greeting (or when the state was made again) */
 	struct ml_parser parser;	/* the line in progress */
+	struct ml_summary sum;	/* for the session's log line */
+};
+
+/* The ring buffer `xr_events`: one record per session, when its end is
+ * known (closing reply queued, the client's FIN or RST), for the
+ * controller's log line (sesslog.c, as the other engines'). */
+struct xr_log_event {
+	struct xr_flow flow;
+	__u32 reason;		/* ML_ST_CLOSE_* */
+	__u64 dur_ns;		/* since start_ns */
+	struct ml_summary sum;
 };
 
 /*

@@ -17,7 +17,10 @@
 #include <unistd.h>
 #include <bpf/libbpf.h>
 
+#include <arpa/inet.h>
+
 #include "clock.h"
+#include "guardctl.h"
 #include "log.h"
 #include "maps.h"
 #include "pins.h"
@@ -371,16 +374,66 @@ const struct ml_engine_ops ml_user_engine = {
 /* --engine xdp: the XDP guard's responder (bpf/xdpresp.bpf.h, started with
  * the guard in server.c) answers on the guard's interfaces with no socket;
  * what still reaches a listener (another interface, loopback) this engine
- * answers as the user engine does. */
+ * answers as the user engine does. The responder's session records come
+ * through its ring buffer (xr_events) and become the same log lines. */
+static struct ring_buffer *xr_ring;	/* one server per process */
+
+static int x_record(void *ctx, void *data, size_t len)
+{
+	struct ml_server *srv = ctx;
+	const struct xr_log_event *le = data;
+	char client[64], local[64];
+
+	if (len < sizeof(*le) || !ml_session_log_ok(srv))
+		return 0;
+	ml_sesslog_addr(client, sizeof(client), le->flow.raddr, ntohs(le->flow.rport));
+	ml_sesslog_addr(local, sizeof(local), le->flow.laddr, ntohs(le->flow.lport));
+	ml_sesslog_print(&srv->log, client, local, &le->sum, (int)le->reason,
+			 le->dur_ns / 1000000);
+	return 0;
+}
+
+static int x_poll_fd(struct ml_server *srv)
+{
+	int fd = ml_guard_events_fd(srv->guard);
+
+	if (fd < 0)
+		return -1;
+	xr_ring = ring_buffer__new(fd, x_record, srv, NULL);
+	if (!xr_ring) {
+		log_warn("xdp: reading the responder's session records: %s (no session lines)",
+			 strerror(errno));
+		return -1;
+	}
+	return ring_buffer__epoll_fd(xr_ring);
+}
+
+static void x_poll(struct ml_server *srv)
+{
+	(void)srv;
+	if (xr_ring)
+		ring_buffer__consume(xr_ring);
+}
+
+static void x_shutdown(struct ml_server *srv)
+{
+	x_poll(srv);	/* the last sessions' lines */
+	ring_buffer__free(xr_ring);
+	xr_ring = NULL;
+	u_shutdown(srv);
+}
+
 const struct ml_engine_ops ml_xdp_engine = {
 	.name = "xdp",
 	.start = u_start,
-	.shutdown = u_shutdown,
+	.shutdown = x_shutdown,
 	.admit = u_admit,
 	.open = u_open,
 	.io = u_io,
 	.idle_ms = u_idle_ms,
 	.drain = u_drain,
+	.poll_fd = x_poll_fd,
+	.poll = x_poll,
 	.sent = u_sent,
 	.close = u_close,
 };

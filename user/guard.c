@@ -477,9 +477,11 @@ static int pin_all(struct ml_guard *gd)
 		const char *name = bpf_map__name(map);
 
 		/* The responder's maps only where it answers; never the
-		 * per-CPU scratch of one packet. */
+		 * per-CPU scratch of one packet, nor the ring only this
+		 * process reads. */
 		if (!strncmp(name, "xr_", 3) && (!gd->respond || !strcmp(name, "xr_seg") ||
-						 !strcmp(name, "xr_scratch")))
+						 !strcmp(name, "xr_scratch") ||
+						 !strcmp(name, "xr_events")))
 			continue;
 		if ((strncmp(name, "guard_", 6) && strncmp(name, "xr_", 3)) || strchr(name, '.'))
 			continue;
@@ -728,6 +730,11 @@ static int read_counters(int gfd, int xfd, int dfd, struct ml_xdp_counters *x)
 		return 0;	/* the guard's alone */
 	x->responder = 1;
 	return 0;
+}
+
+int ml_guard_events_fd(const struct ml_guard *gd)
+{
+	return gd && gd->skel && gd->respond ? bpf_map__fd(gd->skel->maps.xr_events) : -1;
 }
 
 int ml_guard_counters(const struct ml_guard *gd, struct ml_xdp_counters *x)

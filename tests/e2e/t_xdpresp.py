@@ -13,6 +13,7 @@ sessions; on stop the program is detached and the pins are gone.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -89,6 +90,18 @@ def main(env):
                 assert ("rcpt 521 5.3.2 %s does not accept mail" % host) in lines, lines
                 assert "mail 250" in lines and "quit 221" in lines, lines
             t.run("xdp rcpt: smtplib gets 521 at RCPT, 221 at QUIT", smtp)
+
+            def session_line():
+                # the responder's record, through its ring buffer, as the
+                # other engines' log line (sesslog.c)
+                want = re.compile(r' client=%s:\d+ .*from="<a@example.org>" '
+                                  r'rcpt="<b@example.net>" .*end=quit' % re.escape(pair.v4c))
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and not any(want.search(l) for l in srv.log):
+                    time.sleep(0.1)
+                lines = [l for l in srv.log if "client=" in l]
+                assert any(want.search(l) for l in lines), "no such session line: %s" % lines[-3:]
+            t.run("xdp rcpt: the session line names the client and the envelope", session_line)
 
         if shutil.which("swaks"):
             def swaks():

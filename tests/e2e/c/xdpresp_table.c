@@ -418,6 +418,41 @@ static int has_state(const struct client *c, struct xr_state *out)
 	return 1;
 }
 
+/* The session records (xr_events) read so far. */
+static struct ring_buffer *ring;
+static struct xr_log_event events[64];
+static int nevents;
+
+static int on_event(void *ctx, void *data, size_t len)
+{
+	(void)ctx;
+	if (len >= sizeof(struct xr_log_event) && nevents < 64)
+		events[nevents++] = *(const struct xr_log_event *)data;
+	return 0;
+}
+
+/* The newest record of c's flow after draining the ring, or NULL. */
+static const struct xr_log_event *record_of(const struct client *c)
+{
+	int i;
+
+	ring_buffer__consume(ring);
+	for (i = nevents - 1; i >= 0; i--)
+		if (!memcmp(&events[i].flow, &c->key, sizeof(c->key)))
+			return &events[i];
+	return NULL;
+}
+
+static int records_of(const struct client *c)
+{
+	int i, n = 0;
+
+	ring_buffer__consume(ring);
+	for (i = 0; i < nevents; i++)
+		n += !memcmp(&events[i].flow, &c->key, sizeof(c->key));
+	return n;
+}
+
 static const char *text(unsigned op)
 {
 	return mlc.replies[op].text;
@@ -649,9 +684,10 @@ static void handshake(int v6)
 	       has_state(&c, &st) && st.nops == 1 && st.sent == strlen(text(ML_OP_GREET)), name,
 	       "greetings %llu", (unsigned long long)xr(XR_ST_GREETINGS));
 	r = send_seg(&c, F_ACK, NULL, 0);
-	snprintf(name, sizeof(name), "%s: a bare ACK of the greeting is not answered, the state goes",
-		 v6 ? "IPv6" : "IPv4");
-	result(r.verdict == XDP_DROP_ && !has_state(&c, NULL), name, "verdict %d", r.verdict);
+	snprintf(name, sizeof(name), "%s: a bare ACK of the greeting is not answered; the "
+		 "session's state stays, its queue empty", v6 ? "IPv6" : "IPv4");
+	result(r.verdict == XDP_DROP_ && has_state(&c, &st) && st.nops == 0, name, "verdict %d",
+	       r.verdict);
 
 	{
 		size_t mark = c.ngot;
@@ -674,6 +710,16 @@ static void handshake(int v6)
 		result(r.verdict == XDP_TX_ && r.flags == F_ACK && r.ack == c.seq && r.n == 0 &&
 		       !has_state(&c, NULL), name, "verdict %d flags %#x ack %u want %u state %d",
 		       r.verdict, r.flags, r.ack, c.seq, has_state(&c, NULL));
+		{
+			const struct xr_log_event *le = record_of(&c);
+
+			snprintf(name, sizeof(name), "%s: one session record: 2 commands, 3 replies, "
+				 "reason quit", v6 ? "IPv6" : "IPv4");
+			result(le && records_of(&c) == 1 && le->reason == ML_ST_CLOSE_QUIT &&
+			       le->sum.ncmds == 2 && le->sum.nreplies == 3 && le->dur_ns > 0, name,
+			       "%s: reason %u ncmds %u nreplies %u", le ? "record" : "no record",
+			       le ? le->reason : 0, le ? le->sum.ncmds : 0, le ? le->sum.nreplies : 0);
+		}
 	}
 }
 
@@ -823,6 +869,20 @@ static void dialogue(void)
 		result(r.verdict == XDP_DROP_ && !has_state(&c, NULL),
 		       "the last ACK ends it: nothing kept", "verdict %d state %d", r.verdict,
 		       has_state(&c, NULL));
+		{
+			const struct xr_log_event *le = record_of(&c);
+
+			result(le && le->reason == ML_ST_CLOSE_CLIENT &&
+			       le->sum.from_len == strlen("FROM:<a@example.org>") &&
+			       !memcmp(le->sum.from, "FROM:<a@example.org>", le->sum.from_len) &&
+			       le->sum.nrcpt == 1 && le->sum.rcpt_len == strlen("TO:<b@example.org>") &&
+			       !memcmp(le->sum.rcpt, "TO:<b@example.org>", le->sum.rcpt_len),
+			       "the session record has the envelope and reason client_closed",
+			       "%s: reason %u from %.*s rcpt %.*s", le ? "record" : "no record",
+			       le ? le->reason : 0, le ? (int)le->sum.from_len : 0,
+			       le ? (const char *)le->sum.from : "", le ? (int)le->sum.rcpt_len : 0,
+			       le ? (const char *)le->sum.rcpt : "");
+		}
 	}
 }
 
@@ -966,6 +1026,11 @@ int main(void)
 		printf("not ok - xdpresp: load: %s\n", strerror(errno));
 		return 1;
 	}
+	ring = ring_buffer__new(bpf_map__fd(skel->maps.xr_events), on_event, NULL, NULL);
+	if (!ring) {
+		printf("not ok - xdpresp: ring buffer: %s\n", strerror(errno));
+		return 1;
+	}
 	e = configure(ML_DIALECT_RCPT, 0);
 	if (e) {
 		printf("not ok - xdpresp: configure: %s\n", strerror(errno));
@@ -982,6 +1047,7 @@ int main(void)
 	queue_full();
 	output_limit();
 	rfc7504();
+	ring_buffer__free(ring);
 	guard_bpf__destroy(skel);
 	printf("# %d passed, %d failed\n", passes, failures);
 	return failures ? 1 : 0;
