@@ -404,6 +404,9 @@ class Env:
 
     def __enter__(self):
         ensure_bpffs()
+        # libxdp makes /sys/fs/bpf/xdp (its lock and dispatcher state) and
+        # leaves it: removed again at cleanup if this file's servers made it.
+        self.xdpdir_existed = os.path.isdir(BPFFS + "/xdp")
         if not os.access(MAILLESS, os.X_OK):
             raise StartError("%s is missing: run `make mailless` first" % MAILLESS)
         signal.signal(signal.SIGTERM, _sigterm)
@@ -495,6 +498,11 @@ class Env:
                 sh("rm", "-rf", d, check=False)
         for p in self.pairs:
             p.destroy()
+        if not getattr(self, "xdpdir_existed", True):
+            try:
+                os.rmdir(BPFFS + "/xdp")  # only if empty
+            except OSError:
+                pass
 
 
 def _sigterm(signum, frame):
