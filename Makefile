@@ -345,7 +345,7 @@ $(OUT)/tools/loadgen: tools/loadgen.c Makefile | $(OUT)/tools
 # Test programs (C): built by `make test`, also copied into the VMs (tests/vm/).
 TEST_BINS := $(OUT)/tests/wirecheck $(OUT)/tests/unit_proto $(OUT)/tests/unit_bucket \
 	     $(OUT)/tests/guard_table $(OUT)/tests/xdpresp_table $(OUT)/tests/unit_srctab $(OUT)/tests/unit_options \
-	     $(OUT)/tests/mailless-reject \
+	     $(OUT)/tests/mailless-reject $(OUT)/tests/xdpdrop.bpf.o \
 	     $(OUT)/tests/mailless-hooks
 .PHONY: tests-build
 tests-build: $(TEST_BINS)
@@ -365,6 +365,12 @@ $(OUT)/tests/unit_options: tests/unit/unit_options.c | $(OUT)/tests
 $(OUT)/tests/guard_table: tests/e2e/c/guard_table.c $(OUT)/guard.skel.h include/guard.h include/bucket.h | $(OUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(TEST_CPPFLAGS) $(TOOL_CFLAGS) -MMD -MP $(TOOL_LDFLAGS) -fno-strict-aliasing -Wno-missing-field-initializers $< $(LDLIBS) -o $@
+
+# Loss on the client's side for tests/e2e/t_xdploss.py: a test-only XDP
+# program, loaded with bpftool (no skeleton).
+$(OUT)/tests/xdpdrop.bpf.o: tests/e2e/bpf/xdpdrop.bpf.c | $(OUT)/tests
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 # The XDP responder's table test: the guard's object (the responder is part
 # of its program) through its skeleton, and the reply texts from
