@@ -30,9 +30,8 @@
  * VLAN-tagged frames: as the guard, attach to the VLAN interface itself).
  * A malformed segment to a served port is dropped.
  *
- * XXX: a greeting the network loses is not sent again until the client
- * sends something (it waits for the greeting): the resend timer is not
- * built yet.
+ * A greeting the network loses is sent again by the controller, which runs
+ * this program on the client's duplicate ACK (xr_greet, note_greeting()).
  */
 #ifndef ML_XDPRESP_BPF_H
 #define ML_XDPRESP_BPF_H
@@ -198,10 +197,19 @@ struct seg {
 	__u16 mss;		/* SYN's MSS option, 0 if none */
 	__u8 flags;
 	__u8 has_ts;
+	__u32 ifindex;		/* where it came in */
 	__u32 opt_i, opt_n;	/* parse_opts' walk */
 	__u8 opt[64];
 	struct emit out;	/* the reply: here, not on the stack */
 };
+
+/* Greetings awaiting acknowledgement, for the controller's resend. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XR_GREET_MAX);
+	__type(key, struct xr_flow);
+	__type(value, struct xr_resend);
+} xr_greet SEC(".maps");
 
 /* Session records for the log (struct xr_log_event); 256 KiB, about
  * 1,000 records: the controller reads it every loop round. A record that
@@ -349,6 +357,7 @@ static __always_inline int parse_seg(struct xdp_md *ctx, const struct xr_config 
 		return P_PASS;	/* ARP, VLAN tags (see the top), the rest */
 	}
 	xr_count(XR_ST_PACKETS);
+	s->ifindex = ctx->ingress_ifindex;
 	doff = (((__u8 *)th)[12] >> 4) * 4;
 	if (doff < sizeof(*th) || doff > l4len)
 		return P_DROP;
@@ -894,13 +903,46 @@ __noinline int xr_log(const struct xr_flow *key, struct xr_state *st, __u32 reas
 	return 0;
 }
 
+/* The greeting went out (again): what the controller needs to make the
+ * client's duplicate ACK that asks for it once more (struct xr_resend).
+ * Global, so that its stack is not on xr_segment's deepest call chain. */
+__noinline int note_greeting(const struct xr_flow *key, const struct seg *s,
+			     const struct xr_state *st, __u32 isn1)
+{
+	struct xr_flow k;
+	struct xr_resend r = {}, *old;
+
+	if (!key || !s || !st)
+		return 0;
+	k = *key;	/* a map key from the stack (6.1) */
+	old = bpf_map_lookup_elem(&xr_greet, &k);
+	if (old) {	/* sent again: the sweep's or the client's doing */
+		old->tries++;
+		old->sent_ns = bpf_ktime_get_ns();
+		xr_count(XR_ST_GREET_RESENT);
+		return 0;
+	}
+	__builtin_memcpy(r.smac, s->smac, 6);
+	__builtin_memcpy(r.dmac, s->dmac, 6);
+	r.ifindex = s->ifindex;
+	r.seq = st->rcv_nxt;
+	r.ack = isn1;
+	r.tsval = s->tsval;
+	r.win = s->win;
+	r.ts = s->has_ts;
+	r.v6 = s->v6;
+	r.sent_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&xr_greet, &k, &r, BPF_ANY);
+	return 0;
+}
+
 /* Every segment but a SYN: check the cookie, take the data, answer.
  * Global: verified once, apart from the program's parsing. */
 __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 			  __u32 active_slot, struct seg *s)
 {
 	__u32 v, out, mss, from, len, room, slot, zero = 0;
-	int fresh = 0, fin_acked = 0, took = 0, peer_fin = 0, resend = 0;
+	int fresh = 0, fin_acked = 0, took = 0, peer_fin = 0, resend = 0, greeting;
 	const struct xr_config *cfg;
 	struct xr_state *st;
 	struct emit *e;
@@ -924,6 +966,7 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 				ml_count(ML_ST_CLOSE_RESET, 1);
 			xr_log(&key, st, st->reason ? st->reason : ML_ST_CLOSE_RESET);
 			bpf_map_delete_elem(&xr_flows, &key);
+			bpf_map_delete_elem(&xr_greet, &key);
 		} else {
 			xr_count(XR_ST_BAD_SEGMENT);
 		}
@@ -951,6 +994,7 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 			xr_log(&key, st, st->reason ? st->reason : ML_ST_CLOSE_RESET);
 			bpf_map_delete_elem(&xr_flows, &key);
 		}
+		bpf_map_delete_elem(&xr_greet, &key);
 		return XDP_DROP;
 	}
 	if (!st) {
@@ -975,7 +1019,10 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 			return XDP_DROP;
 		}
 	}
+	greeting = st->nops && st->base == 0 && st->ops[st->head & (XR_OPS_MAX - 1)] == ML_OP_GREET;
 	xr_acked(st, cfg, out);
+	if (greeting && !(st->nops && st->base == 0))
+		bpf_map_delete_elem(&xr_greet, &key);	/* taken: no more resends */
 
 	/* The data: taken from rcv_nxt on, in order. */
 	if (s->data_len) {
@@ -1070,6 +1117,8 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 			return XDP_DROP;
 	}
 
+	if (from == 0 && e->len && st->nops && st->base == 0)
+		note_greeting(&key, s, st, (v & ~XR_OUT_MAX) + 1);	/* ISN + 1 */
 	if ((st->flags & XR_F_CLOSING) && !(st->flags & XR_F_LOGGED))
 		xr_log(&key, st, st->reason);
 	/* The state lasts the session: gone when both FINs are acknowledged

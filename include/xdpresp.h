@@ -126,6 +126,33 @@ struct xr_state {
 	struct ml_summary sum;	/* for the session's log line */
 };
 
+/*
+ * A greeting not yet acknowledged, LRU hash `xr_greet` (key struct
+ * xr_flow): the client sends nothing until it arrives, so a lost greeting
+ * is sent again by the controller's sweep (user/guard.c): it gives the
+ * program, in live-frames test-run mode, the duplicate ACK this entry
+ * describes, which makes it send the greeting again out of ifindex. The
+ * program writes it when it sends the greeting and removes it when the
+ * client acknowledges the greeting or the flow ends.
+ */
+struct xr_resend {
+	__u8 smac[6];		/* the client's, as its frames carry it */
+	__u8 dmac[6];		/* ours */
+	__u32 ifindex;		/* where it came in */
+	__u32 seq;		/* the client's next sequence number */
+	__u32 ack;		/* ISN + 1: nothing of ours taken */
+	__u32 tsval;		/* the client's last timestamp */
+	__u16 win;		/* its last window */
+	__u8 ts;		/* it sends timestamps */
+	__u8 v6;
+	__u32 tries;		/* greetings sent again so far */
+	__u64 sent_ns;		/* when the greeting last went out */
+};
+
+#define XR_GREET_MAX	4096	/* greetings awaiting acknowledgement */
+#define XR_RESEND_MS	1000	/* first wait, doubled each time (RFC 6298's RTO) */
+#define XR_RESEND_TRIES	5	/* then the entry is dropped */
+
 /* The ring buffer `xr_events`: one record per session, when its end is
  * known (closing reply queued, the client's FIN or RST), for the
  * controller's log line (sesslog.c, as the other engines'). */
@@ -154,7 +181,8 @@ struct xr_log_event {
 	X(NO_ROOM, no_room)		/* a frame could not grow: fewer octets sent */ \
 	X(STATE_FULL, state_full)	/* the flow state could not be stored */ \
 	X(RESETS, resets)		/* RSTs from clients */ \
-	X(PEER_FIN, peer_fin)		/* FINs from clients */
+	X(PEER_FIN, peer_fin)		/* FINs from clients */ \
+	X(GREET_RESENT, greet_resent)	/* greetings sent again (xr_greet) */
 
 enum xr_stat {
 #define XR_STAT_ENUM(e, f) XR_ST_##e,

@@ -415,6 +415,12 @@ static void x_poll(struct ml_server *srv)
 		ring_buffer__consume(xr_ring);
 }
 
+/* The greetings' resend sweep (guard.c). */
+static int x_tick(struct ml_server *srv)
+{
+	return ml_guard_resend(srv->guard);
+}
+
 static void x_shutdown(struct ml_server *srv)
 {
 	x_poll(srv);	/* the last sessions' lines */
@@ -434,6 +440,7 @@ const struct ml_engine_ops ml_xdp_engine = {
 	.drain = u_drain,
 	.poll_fd = x_poll_fd,
 	.poll = x_poll,
+	.tick = x_tick,
 	.sent = u_sent,
 	.close = u_close,
 };

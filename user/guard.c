@@ -17,7 +17,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <linux/if_ether.h>
 #include <linux/if_link.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,6 +35,7 @@
 #include <xdp/libxdp.h>
 
 #include "caps.h"
+#include "clock.h"
 #include "guardctl.h"
 #include "json.h"
 #include "guard.skel.h"
@@ -45,7 +50,7 @@
 static const char *const gd_maps[] = {
 	"guard_cfg", "guard_ctl", "guard_buckets", "guard_stats", "guard_info",
 	"guard_allow4", "guard_deny4", "guard_allow6", "guard_deny6",
-	"xr_cfg", "xr_ctl", "xr_flows", "xr_stats", "xr_dialog",	/* the responder's */
+	"xr_cfg", "xr_ctl", "xr_flows", "xr_stats", "xr_dialog", "xr_greet",	/* the responder's */
 };
 #define GD_PROG_PIN	"ml_guard"
 #define N(a)		(sizeof(a) / sizeof(*(a)))
@@ -538,6 +543,7 @@ int ml_guard_start(struct ml_guard **gp, const struct ml_opts *o)
 	 * allocated whole at load). */
 	gd->respond = o->engine == ML_ENGINE_XDP;
 	bpf_map__set_max_entries(gd->skel->maps.xr_flows, gd->respond ? XR_FLOWS : 1);
+	bpf_map__set_max_entries(gd->skel->maps.xr_greet, gd->respond ? XR_GREET_MAX : 1);
 	/* One program of the two: the guard alone loads on 5.10, the one with
 	 * the responder needs bpf_loop (5.17). */
 	xo.prog_name = gd->respond ? "ml_guard_xr" : "ml_guard";
@@ -730,6 +736,127 @@ static int read_counters(int gfd, int xfd, int dfd, struct ml_xdp_counters *x)
 		return 0;	/* the guard's alone */
 	x->responder = 1;
 	return 0;
+}
+
+/* ---- the greeting's resend (--engine xdp) ---------------------------------- */
+
+/* The client's duplicate ACK that r describes, as it would arrive: enough
+ * for the responder to take it as such (it checks no checksum). */
+static size_t dup_ack(unsigned char *f, const struct xr_flow *k, const struct xr_resend *r)
+{
+	struct ethhdr *eth = (void *)f;
+	size_t l3 = r->v6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr);
+	unsigned char *t = f + sizeof(*eth) + l3;
+	struct tcphdr *th = (void *)t;
+	size_t tl = r->ts ? 32 : 20;
+
+	memcpy(eth->h_dest, r->dmac, 6);
+	memcpy(eth->h_source, r->smac, 6);
+	if (r->v6) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		eth->h_proto = htons(ETH_P_IPV6);
+		ip6->version = 6;
+		ip6->nexthdr = IPPROTO_TCP;
+		ip6->hop_limit = 64;
+		ip6->payload_len = htons(tl);
+		memcpy(&ip6->saddr, k->raddr, 16);
+		memcpy(&ip6->daddr, k->laddr, 16);
+	} else {
+		struct iphdr *ip = (void *)(eth + 1);
+
+		eth->h_proto = htons(ETH_P_IP);
+		ip->version = 4;
+		ip->ihl = 5;
+		ip->ttl = 64;
+		ip->protocol = IPPROTO_TCP;
+		ip->tot_len = htons(l3 + tl);
+		ip->saddr = k->raddr[3];
+		ip->daddr = k->laddr[3];
+	}
+	th->source = k->rport;
+	th->dest = k->lport;
+	th->seq = htonl(r->seq);
+	th->ack_seq = htonl(r->ack);
+	th->doff = tl / 4;
+	th->ack = 1;
+	th->window = htons(r->win);
+	if (r->ts) {	/* NOP NOP TS, its echo 0: the responder echoes tsval */
+		uint32_t v = htonl(r->tsval);
+
+		t[20] = 1, t[21] = 1, t[22] = 8, t[23] = 10;
+		memcpy(t + 24, &v, 4);
+	}
+	return sizeof(*eth) + l3 + tl;
+}
+
+/*
+ * Greetings not acknowledged after XR_RESEND_MS, doubling, are sent again:
+ * the program runs on the client's duplicate ACK in live-frames mode
+ * (BPF_PROG_TEST_RUN, Linux 5.18), answers it as it would the real one,
+ * and the kernel sends its XDP_TX out of the interface. That needs the
+ * interface's native XDP transmit (ndo_xdp_xmit; veth: a program or GRO on
+ * the peer). Returns the milliseconds until the next sweep, -1 if none.
+ */
+int ml_guard_resend(struct ml_guard *gd)
+{
+	static struct xr_flow due[XR_GREET_MAX];
+	static uint64_t last_ms;
+	static int warned;
+	uint64_t now_ms = ml_now_ms(), now_ns;
+	struct xr_flow key, *prev = NULL;
+	struct xr_resend r;
+	struct timespec ts;
+	int fd, n = 0, i;
+
+	if (!gd || !gd->skel || !gd->respond)
+		return -1;
+	if (now_ms - last_ms < 200)
+		return (int)(200 - (now_ms - last_ms));
+	last_ms = now_ms;
+	clock_gettime(CLOCK_MONOTONIC, &ts);	/* bpf_ktime_get_ns()'s clock */
+	now_ns = (uint64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	fd = bpf_map__fd(gd->skel->maps.xr_greet);
+	while (n < XR_GREET_MAX && !bpf_map_get_next_key(fd, prev, &key)) {
+		due[n] = key;
+		prev = &due[n];
+		if (!bpf_map_lookup_elem(fd, &key, &r) &&
+		    now_ns - r.sent_ns >= (uint64_t)XR_RESEND_MS * 1000000 << (r.tries < 8 ? r.tries : 8))
+			n++;
+	}
+	for (i = 0; i < n; i++) {
+		unsigned char f[128] = { 0 };
+		struct xdp_md ctx = { 0 };
+		size_t len;
+
+		if (bpf_map_lookup_elem(fd, &due[i], &r))
+			continue;
+		if (r.tries >= XR_RESEND_TRIES) {
+			bpf_map_delete_elem(fd, &due[i]);
+			continue;
+		}
+		len = dup_ack(f, &due[i], &r);
+		ctx.data_end = len;
+		ctx.ingress_ifindex = r.ifindex;
+		{
+			LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f, .data_size_in = len,
+				    .ctx_in = &ctx, .ctx_size_in = sizeof(ctx),
+				    .flags = BPF_F_TEST_XDP_LIVE_FRAMES, .repeat = 1);
+
+			if (bpf_prog_test_run_opts(xdp_program__fd(gd->prog), &o) && !warned++)
+				log_warn("xdp: sending a greeting again (live-frames test run): %s; "
+					 "a lost greeting is not resent here (it needs native XDP "
+					 "transmit on the interface)", strerror(errno));
+		}
+		/* No XDP_TX (the flow is gone, the client denied): count the
+		 * try all the same, so that the entry ends. */
+		if (!bpf_map_lookup_elem(fd, &due[i], &r) && r.sent_ns < now_ns) {
+			r.tries++;
+			r.sent_ns = now_ns;
+			bpf_map_update_elem(fd, &due[i], &r, BPF_EXIST);
+		}
+	}
+	return 200;
 }
 
 int ml_guard_events_fd(const struct ml_guard *gd)

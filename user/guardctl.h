@@ -33,6 +33,9 @@ void ml_guard_stop(struct ml_guard **gp);
 /* Counters of the running guard; -ENOENT when there is none. */
 int ml_guard_counters(const struct ml_guard *gd, struct ml_xdp_counters *x);
 int ml_guard_counters_pinned(const char *pin_dir, struct ml_xdp_counters *x);
+/* Send again the greetings clients have not acknowledged (xr_greet);
+ * the milliseconds until it wants to run again, -1 if never. */
+int ml_guard_resend(struct ml_guard *gd);
 /* The responder's ring buffer of session records (xr_events), -1 if the
  * guard does not answer (--engine xdp). */
 int ml_guard_events_fd(const struct ml_guard *gd);

@@ -167,6 +167,9 @@ static const struct {
 	XR(PEER_FIN) = { "mailless_xdp_responder_events_total", "event=\"peer_fin\"",
 		"Engine xdp: flow events of the XDP responder, by kind.",
 		"xdp responder client FINs", "responder_peer_fin" },
+	XR(GREET_RESENT) = { "mailless_xdp_responder_events_total", "event=\"greeting_resent\"",
+		"Engine xdp: flow events of the XDP responder, by kind.",
+		"xdp responder greetings resent", "responder_greet_resent" },
 #undef XRH
 };
 #undef XR
