@@ -200,9 +200,13 @@ def run(env, mta, engine, dialect, window, x, tmp):
         # tcpdump: the wire, on the receiver's veth, for the transcript
         # (--immediate-mode -U: each packet read and written as it comes;
         # without, a block of the last second's packets is lost at the stop).
+        # Engine xdp: on the sender's, since frames the XDP responder takes
+        # and sends back (generic XDP, before and past the taps) never show
+        # on the receiver's.
+        ns, dev = (pair.cli, "veth1") if engine == "xdp" else (pair.srv, "veth0")
         if shutil.which("tcpdump"):
-            cap = subprocess.Popen(["nsenter", "--net=/run/netns/" + pair.srv, "tcpdump", "-i",
-                                    "veth0", "--immediate-mode", "-U", "-n", "-s", "0", "-w",
+            cap = subprocess.Popen(["nsenter", "--net=/run/netns/" + ns, "tcpdump", "-i",
+                                    dev, "--immediate-mode", "-U", "-n", "-s", "0", "-w",
                                     os.path.join(rdir, "wire.pcap"), "tcp", "port", "25"],
                                    stdout=open(os.path.join(rdir, "tcpdump.log"), "w"),
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
