@@ -623,6 +623,8 @@ int ml_guard_start(struct ml_guard **gp, const struct ml_opts *o)
 			log_info("xdp: native XDP is not available on %s; libxdp attached the "
 			     "guard in skb (generic) mode", name);
 		log_info("xdp guard on %s: %s mode, %s", name, mode_name(gd->info.mode[i]),
+		     gd->respond ? "with the responder, alone (it never runs behind "
+		     "libxdp's dispatcher; another XDP program cannot join it)" :
 		     gd->info.multiprog[i] ? "through libxdp's dispatcher (other XDP "
 		     "programs can run beside it)" : "alone (libxdp's dispatcher is "
 		     "unavailable here; another XDP program cannot join it)");

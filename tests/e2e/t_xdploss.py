@@ -9,7 +9,9 @@ complete, within 5 s, with the responder's own resend counted: a lost reply
 (the client sends its command again: the responder answers it again from
 the queued opcode) and the lost 221 with its FIN (the client sends QUIT
 again), and a lost greeting (the client sends nothing until it arrives:
-the controller's sweep makes the program send it again after 1 s).
+the controller's sweep makes the program send it again after 1 s). Then
+the responder in native mode, byte-exact (wirecheck): native XDP_TX on
+veth arrives because the peer has a program, the drop program.
 """
 import json
 import os
@@ -133,6 +135,24 @@ def main(env):
         t.note("a lost greeting: completed in %.3f s" % secs)
     t.run("xdp loss: a lost greeting is sent again after 1 s: the session completes within "
           "5 s", greeting)
+
+    # Native mode: XDP_TX on veth arrives where the peer has a program, as
+    # the drop program (dropping nothing now) is.
+    srv.stop()
+    try:
+        nat = env.server(pair, engine="xdp", host=HOST, family="4", tag="native",
+                         extra=["--xdp", "veth0", "--xdp-mode", "native", "--syn-rate", "0"])
+    except StartError as e:
+        t.fail("xdp native: starts", str(e))
+        return
+
+    def native():
+        assert any("native mode" in l for l in nat.log), nat.log_tail()
+        r = run(os.path.join(TOP, ".output", "tests", "wirecheck"), pair.v4, "25", HOST, "rcpt",
+                "xdp", ns=pair.cli, timeout=200)
+        bad = [l for l in r.stdout.splitlines() if l.startswith("not ok")]
+        assert r.returncode == 0 and not bad, r.stdout[-2000:]
+    t.run("xdp native: wirecheck byte-exact in native mode (a program on the peer)", native)
 
 
 try:
