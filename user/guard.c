@@ -809,7 +809,7 @@ int ml_guard_resend(struct ml_guard *gd)
 	struct xr_flow key, *prev = NULL;
 	struct xr_resend r;
 	struct timespec ts;
-	int fd, n = 0, i;
+	int fd, n = 0, i, seen = 0;
 
 	if (!gd || !gd->skel || !gd->respond)
 		return -1;
@@ -819,7 +819,9 @@ int ml_guard_resend(struct ml_guard *gd)
 	clock_gettime(CLOCK_MONOTONIC, &ts);	/* bpf_ktime_get_ns()'s clock */
 	now_ns = (uint64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 	fd = bpf_map__fd(gd->skel->maps.xr_greet);
-	while (n < XR_GREET_MAX && !bpf_map_get_next_key(fd, prev, &key)) {
+	/* Bounded: a key deleted under the walk restarts it at the first. */
+	while (n < XR_GREET_MAX && seen++ < 2 * XR_GREET_MAX &&
+	       !bpf_map_get_next_key(fd, prev, &key)) {
 		due[n] = key;
 		prev = &due[n];
 		if (!bpf_map_lookup_elem(fd, &key, &r) &&
