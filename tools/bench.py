@@ -64,6 +64,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 ALL = ["kernel", "user", "xdp", "floor", "postscreen", "smtpd", "rblsmtpd"]
 MAILLESS_ENGINES = ("kernel", "user", "xdp")
+# Cells a server is not run in, and why (the report says so in place of numbers).
+NOT_RUN = {("xdp", "long"): "100 commands in one write are past the XDP responder's 15 "
+           "unacknowledged replies: it answers 421 too many pipelined commands, by design "
+           "(README, \"The XDP responder\")"}
 
 children = []  # servers we started: (name, Popen), stopped by PID only
 
@@ -828,6 +832,10 @@ def report(facts, servers, cells, idle, big, tg, prof, started, elapsed, png_nam
     a("")
     a(f"![sessions/s against concurrency]({png_name})")
     a("")
+    for (srv, shape), why in NOT_RUN.items():
+        if srv in servers and shape in SHAPES:
+            a(f"{srv} is not run in the {shape} cells (–): {why}.")
+            a("")
     errs = {s: sum(cells[k][s]["errors"] for k in cells) for s in servers}
     a("Failed sessions over all throughput runs: " +
       ", ".join(f"{s} {errs[s]}" for s in servers) + ".")
@@ -1077,6 +1085,8 @@ def main():
                     random.Random(ncell).shuffle(order)
                     line = []
                     for s in order:
+                        if (s, shape) in NOT_RUN:
+                            continue
                         r = measure(s, shape, conc, procs)
                         r.update(round=rnd, shape_=shape, conc_=conc)
                         runs.append(r)

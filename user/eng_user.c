@@ -6,6 +6,7 @@
  * (configuration, counters) when it may create BPF maps, so that `mailless
  * stats` and bpftool see it as they see the kernel engine.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +17,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <bpf/libbpf.h>
-
-#include <arpa/inet.h>
 
 #include "clock.h"
 #include "guardctl.h"
