@@ -11,6 +11,12 @@
  * does not (this project's CI VM, locked-down kernels), libxdp attaches one
  * program alone: the guard then attaches only to a free interface and
  * refuses, naming the program in the way, rather than replace it.
+ *
+ * With --engine xdp the program is ml_guard_xr, the guard and the XDP
+ * responder (bpf/xdpresp.bpf.h): loaded here and attached alone, never
+ * over another program; its replies, key and ports are published with the
+ * guard's slots, and ml_guard_resend() sends again the greetings clients
+ * have not acknowledged.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
