@@ -167,7 +167,10 @@ int ml_admin_status(const char *dir, int json)
 		       locked == 1 && !kill(inf.pid, 0) ? "running" : "NOT running (stale pins: "
 		       "mailless unload)", inf.pid, ml_info_engine(inf.engine), dir);
 		printf("hostname: %s\n", inf.hostname);
-		if (user)
+		if (inf.engine == ML_INFO_ENGINE_XDP)
+			printf("programs: the XDP guard's, below, answers on its interfaces; what "
+			       "reaches a listener the controller answers (user engine)\n");
+		else if (user)
 			printf("programs: none (the user engine answers in the controller; "
 			       "the maps below hold its counters)\n");
 		else
