@@ -130,16 +130,18 @@ static const struct {
 		"Packets the XDP guard passed because their source is on the allow list.",
 		"xdp passed: allow", "allowed" },
 #define XRH "Engine xdp: TCP segments to a served port the XDP responder handled, by what it did."
+#define XRE "Engine xdp: flow events of the XDP responder, by kind."
+#define XRD "Engine xdp: segments the XDP responder dropped, by reason."
 	XR(PACKETS) = { "mailless_xdp_responder_packets_total", "",
 		"Engine xdp: TCP packets to a served port the XDP responder saw.",
 		"xdp responder packets", "responder_packets" },
 	XR(SYN_ACKS) = { "mailless_xdp_responder_segments_total", "kind=\"syn_ack\"", XRH,
 		"xdp responder SYN-ACKs", "responder_syn_acks" },
 	XR(BAD_COOKIE) = { "mailless_xdp_responder_dropped_total", "reason=\"bad_cookie\"",
-		"Engine xdp: segments the XDP responder dropped, by reason.",
+		XRD,
 		"xdp responder drop: cookie", "responder_bad_cookie" },
 	XR(BAD_SEGMENT) = { "mailless_xdp_responder_dropped_total", "reason=\"malformed\"",
-		"Engine xdp: segments the XDP responder dropped, by reason.",
+		XRD,
 		"xdp responder drop: malformed", "responder_bad_segment" },
 	XR(GREETINGS) = { "mailless_xdp_responder_handshakes_total", "",
 		"Engine xdp: handshakes the XDP responder completed (the greeting queued).",
@@ -150,27 +152,29 @@ static const struct {
 		"Engine xdp: reply octets the XDP responder sent again.",
 		"xdp responder octets resent", "responder_resent" },
 	XR(OUT_OF_ORDER) = { "mailless_xdp_responder_events_total", "event=\"out_of_order\"",
-		"Engine xdp: flow events of the XDP responder, by kind.",
+		XRE,
 		"xdp responder out of order", "responder_out_of_order" },
 	XR(QUEUE_FULL) = { "mailless_xdp_responder_events_total", "event=\"queue_full\"",
-		"Engine xdp: flow events of the XDP responder, by kind.",
+		XRE,
 		"xdp responder queue full", "responder_queue_full" },
 	XR(NO_ROOM) = { "mailless_xdp_responder_events_total", "event=\"no_room\"",
-		"Engine xdp: flow events of the XDP responder, by kind.",
+		XRE,
 		"xdp responder no room", "responder_no_room" },
 	XR(STATE_FULL) = { "mailless_xdp_responder_events_total", "event=\"state_full\"",
-		"Engine xdp: flow events of the XDP responder, by kind.",
+		XRE,
 		"xdp responder state full", "responder_state_full" },
 	XR(RESETS) = { "mailless_xdp_responder_events_total", "event=\"reset\"",
-		"Engine xdp: flow events of the XDP responder, by kind.",
+		XRE,
 		"xdp responder resets", "responder_resets" },
 	XR(PEER_FIN) = { "mailless_xdp_responder_events_total", "event=\"peer_fin\"",
-		"Engine xdp: flow events of the XDP responder, by kind.",
+		XRE,
 		"xdp responder client FINs", "responder_peer_fin" },
 	XR(GREET_RESENT) = { "mailless_xdp_responder_events_total", "event=\"greeting_resent\"",
-		"Engine xdp: flow events of the XDP responder, by kind.",
+		XRE,
 		"xdp responder greetings resent", "responder_greet_resent" },
 #undef XRH
+#undef XRE
+#undef XRD
 };
 #undef XR
 
