@@ -346,7 +346,6 @@ static void fail_event(struct ml_server *srv, const struct ml_event *ev)
 static void log_record(struct ml_server *srv, const struct ml_log_event *le)
 {
 	struct kpriv *k = srv->eng_priv;
-	char client[64], local[64];
 	int reason = ML_ST_CLOSE_RESET, i;
 	uint64_t start = 0, now = ml_now_ms();
 
@@ -367,9 +366,8 @@ static void log_record(struct ml_server *srv, const struct ml_log_event *le)
 	}
 	if (!ml_session_log_ok(srv))
 		return;
-	ml_sesslog_addr(client, sizeof(client), le->flow.raddr, ntohs(le->flow.rport >> 16));
-	ml_sesslog_addr(local, sizeof(local), le->flow.laddr, le->flow.lport);
-	ml_sesslog_print(&srv->log, client, local, &le->sum, reason, start ? now - start : 0);
+	ml_sesslog_flow(&srv->log, le->flow.laddr, le->flow.lport, le->flow.raddr,
+			ntohs(le->flow.rport >> 16), &le->sum, reason, start ? now - start : 0);
 }
 
 int ml_kern_on_event(void *ctx, void *data, size_t len)

@@ -381,14 +381,11 @@ static int x_record(void *ctx, void *data, size_t len)
 {
 	struct ml_server *srv = ctx;
 	const struct xr_log_event *le = data;
-	char client[64], local[64];
 
 	if (len < sizeof(*le) || !ml_session_log_ok(srv))
 		return 0;
-	ml_sesslog_addr(client, sizeof(client), le->flow.raddr, ntohs(le->flow.rport));
-	ml_sesslog_addr(local, sizeof(local), le->flow.laddr, ntohs(le->flow.lport));
-	ml_sesslog_print(&srv->log, client, local, &le->sum, (int)le->reason,
-			 le->dur_ns / 1000000);
+	ml_sesslog_flow(&srv->log, le->flow.laddr, ntohs(le->flow.lport), le->flow.raddr,
+			ntohs(le->flow.rport), &le->sum, (int)le->reason, le->dur_ns / 1000000);
 	return 0;
 }
 

@@ -144,3 +144,14 @@ void ml_sesslog_print(const struct ml_sesslog *lg, const char *client, const cha
 	else
 		log_info("%s", line);
 }
+
+void ml_sesslog_flow(const struct ml_sesslog *lg, const __u32 laddr[4], unsigned int lport,
+		     const __u32 raddr[4], unsigned int rport, const struct ml_summary *m,
+		     int reason, uint64_t dur_ms)
+{
+	char client[64], local[64];
+
+	ml_sesslog_addr(client, sizeof(client), raddr, rport);
+	ml_sesslog_addr(local, sizeof(local), laddr, lport);
+	ml_sesslog_print(lg, client, local, m, reason, dur_ms);
+}

@@ -27,5 +27,11 @@ void ml_sesslog_sockaddr(char *buf, size_t len, const struct sockaddr_storage *s
 void ml_sesslog_escape(char *out, size_t outlen, const __u8 *s, __u32 n, __u32 total);
 void ml_sesslog_print(const struct ml_sesslog *lg, const char *client, const char *local,
 		      const struct ml_summary *m, int reason, uint64_t dur_ms);
+/* The same from BPF's view of a flow: addresses IPv6 or v4-mapped, ports
+ * in host order (what the kernel engine's and the XDP responder's records
+ * carry). */
+void ml_sesslog_flow(const struct ml_sesslog *lg, const __u32 laddr[4], unsigned int lport,
+		     const __u32 raddr[4], unsigned int rport, const struct ml_summary *m,
+		     int reason, uint64_t dur_ms);
 
 #endif
