@@ -10,6 +10,7 @@
  * number is within the range its key allows, a number was accepted only if
  * written as plain decimal digits, a hostname only of the characters
  * README allows; on error, the message is NUL-terminated and not empty.
+ * A loaded file with engine xdp names at least one xdp interface.
  * And the replies ml_render() makes of the settings: see check_replies().
  */
 #include <ctype.h>
@@ -62,7 +63,7 @@ static void check_opts(const struct ml_opts *x)
 	CHECK(x->log_rate <= 1000000, "log-rate");
 	CHECK(x->log_syslog == 0 || x->log_syslog == 1, "log");
 	CHECK(x->log_level >= ML_ERROR && x->log_level <= ML_DEBUG, "log-level");
-	CHECK(x->engine <= ML_ENGINE_USER, "engine");
+	CHECK(x->engine <= ML_ENGINE_XDP, "engine %u", x->engine);
 	terminated(x->pin_dir, sizeof(x->pin_dir), "pin-dir");
 	CHECK(x->pin_dir[0] == '/', "pin-dir not absolute");
 	terminated(x->metrics_file, sizeof(x->metrics_file), "metrics-file");
@@ -206,6 +207,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	o.conf_required = 1;
 	r = ml_opts_load(&o, NULL, 0);
 	CHECK(r == 0 || r == -EINVAL, "ml_opts_load returned %d", r);
+	CHECK(r || o.engine != ML_ENGINE_XDP || o.guard.niface >= 1,
+	      "engine xdp loaded with no xdp interface");
 	check_opts(&o);
 	check_replies(&o);
 
