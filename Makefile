@@ -331,11 +331,12 @@ clean:
 
 # Tools (tools/README.md), built under $(OUT)/tools/ like everything else;
 # `make tools/loadgen` and `make tools/floor` still name them.
-TOOLS := $(OUT)/tools/loadgen $(OUT)/tools/floor
-.PHONY: tools tools/loadgen tools/floor
+TOOLS := $(OUT)/tools/loadgen $(OUT)/tools/floor $(OUT)/tools/synflood
+.PHONY: tools tools/loadgen tools/floor tools/synflood
 tools: $(TOOLS)
 tools/loadgen: $(OUT)/tools/loadgen
 tools/floor: $(OUT)/tools/floor
+tools/synflood: $(OUT)/tools/synflood
 $(OUT)/tools:
 	$(Q)mkdir -p $@
 $(OUT)/tools/loadgen: tools/loadgen.c Makefile | $(OUT)/tools
@@ -411,6 +412,18 @@ $(OUT)/hooks/%.o: user/%.c Makefile $(SKELS) | $(OUT)/hooks
 $(OUT)/tests/mailless-hooks: $(filter-out $(HOOKED:%=$(OUT)/user/%.o),$(patsubst user/%.c,$(OUT)/user/%.o,$(USER_SRCS))) $(HOOKED:%=$(OUT)/hooks/%.o) | $(OUT)/tests
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(ML_CFLAGS) $(ML_LDFLAGS) $^ $(LDLIBS) -o $@
+
+# The SYN flooder for `make bench` (tools/synflood.c): a BPF program run in
+# live-frames mode makes the SYNs, another counts the SYN-ACKs; one skeleton.
+$(OUT)/tools/synflood.bpf.o: tools/synflood.bpf.c tools/synflood.h | $(OUT)/tools
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -Itools -c $< -o $@
+$(OUT)/tools/synflood.skel.h: $(OUT)/tools/synflood.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name synflood_bpf > $@
+$(OUT)/tools/synflood: tools/synflood.c tools/synflood.h $(OUT)/tools/synflood.skel.h Makefile
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(TOOL_CPPFLAGS) -I$(OUT)/tools -Itools $(LIBS_CFLAGS) $(TOOL_CFLAGS) $(TOOL_LDFLAGS) $< $(LDLIBS) -o $@
 
 # The floor server for `make bench`: the cost of TCP alone (tools/floor.c).
 $(OUT)/tools/floor: tools/floor.c Makefile | $(OUT)/tools

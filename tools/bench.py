@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""make bench: mailless against its alternatives, interleaved, on loopback.
+"""make bench: mailless against its alternatives, interleaved, on loopback;
+then the veth phase (tools/bench_veth.py): server CPU per session on a CPU of
+its own, and SYNs answered per second (tools/synflood).
 
 Servers (each on its own loopback port, never port 25):
   kernel      mailless --engine kernel (sock_ops + sockhash + sk_skb + sk_msg)
@@ -23,6 +25,8 @@ Results: .output/bench/ (runs.jsonl, summary.json, report.md, plot); a full run
 also writes docs/benchmarks.md and docs/bench-rate.png (hand-written notes below
 the marker at its end are kept). BENCH_QUICK=1: a ~2-minute subset that writes
 only .output/bench/. --report: rebuild the pages from .output/bench/summary.json.
+--veth: only the veth phase (tools/bench_veth.py: server CPU per session on its
+own CPU, SYNs answered), printed and kept in .output/bench/veth.json.
 """
 import json
 import os
@@ -36,6 +40,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+import bench_veth
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, ".output", "bench")
@@ -567,7 +573,7 @@ def summarize(runs, servers):
     return cells
 
 
-def targets(cells, idle, big, servers, xcosts=None):
+def targets(cells, idle, big, servers, xcosts=None, veth=None):
     t = []
 
     def cell(shape, conc):
@@ -628,6 +634,7 @@ def targets(cells, idle, big, servers, xcosts=None):
                 x["us_per_session"] * 10 <= k_us,
                 f"{k_us / x['us_per_session']:.1f}x ({x['us_per_session']:.2f} us of XDP program "
                 f"vs {k_us:.2f} us; whole machine, clients included, {km / xm:.2f}x)")
+    bench_veth.targets(veth, row)
     k = idle.get("kernel")
     if k:
         row(f"controller VmHWM <= 8 MiB with {IDLE_N:,} open sessions",
@@ -720,7 +727,7 @@ SERVER_DOC = {
 
 
 def report(facts, servers, cells, idle, big, tg, prof, started, elapsed, png_name, cmdline,
-           costs=None, xcosts=None):
+           costs=None, xcosts=None, veth=None):
     L = []
     a = L.append
     a("# Benchmarks")
@@ -989,7 +996,9 @@ def report(facts, servers, cells, idle, big, tg, prof, started, elapsed, png_nam
             a(f"| {shape} | {r.get('runs_per_session', 0):.1f} | {r.get('ns_per_run', 0):,.0f} | "
               f"{row['us_per_session']:.2f} |")
         a("")
-    a("Raw data: .output/bench/runs.jsonl (one loadgen run a line), summary.json, rate.dat.")
+    bench_veth.report(veth, a, PORT)
+    a("Raw data: .output/bench/runs.jsonl (one loadgen run a line), summary.json (the veth "
+      "phase's runs under `veth`), rate.dat.")
     a("")
     return "\n".join(L)
 
@@ -997,11 +1006,11 @@ def report(facts, servers, cells, idle, big, tg, prof, started, elapsed, png_nam
 # ---- main ------------------------------------------------------------------
 
 def write_outputs(facts, servers, cells, idle, big, tg, prof, started, elapsed, cmdline, quick,
-                  costs=None, xcosts=None):
+                  costs=None, xcosts=None, veth=None):
     png_out = os.path.join(OUT, "bench-rate.png")
     plot(cells, servers, png_out)
     md = report(facts, servers, cells, idle, big, tg, prof, started, elapsed,
-                "bench-rate.png", cmdline, costs, xcosts)
+                "bench-rate.png", cmdline, costs, xcosts, veth)
     with open(os.path.join(OUT, "report.md"), "w") as f:
         f.write(md)
     if not quick:
@@ -1035,13 +1044,38 @@ def report_only():
     write_outputs(s["facts"], s["servers"], s["cells"], s["idle"], s["idle_big"], s["targets"],
                   prof, s.get("started") or os.path.getmtime(os.path.join(OUT, "summary.json")) - s["elapsed_s"], s["elapsed_s"],
                   ("BENCH_QUICK=1 " if QUICK else "") + "python3 tools/bench.py", QUICK,
-                  s.get("bpf_costs"), s.get("xdp_costs"))
+                  s.get("bpf_costs"), s.get("xdp_costs"), s.get("veth"))
     return 0
+
+
+def veth_only():
+    """--veth: the veth phase alone; .output/bench/veth.json and its section on stdout."""
+    global CGROUP
+    os.makedirs(OUT, exist_ok=True)
+    CGROUP = own_cgroup_dir()
+    try:
+        veth = bench_veth.run(sys.modules[__name__], QUICK)
+    finally:
+        stop_all()
+        if CGROUP:
+            try:
+                os.rmdir(CGROUP)
+            except OSError:
+                pass
+    with open(os.path.join(OUT, "veth.json"), "w") as f:
+        json.dump(veth, f, indent=1, default=str)
+    lines, tg = [], []
+    bench_veth.report(veth, lines.append, PORT)
+    bench_veth.targets(veth, lambda n, ok, d: tg.append(f"{'MET ' if ok else 'MISS'} {n}: {d}"))
+    print("\n".join(lines + tg))
+    return 1 if veth.get("error") else 0
 
 
 def main():
     if "--report" in sys.argv[1:]:
         return report_only()
+    if "--veth" in sys.argv[1:]:
+        return veth_only()
     if os.geteuid() != 0:
         print("bench: Error: needs root (the kernel engine loads BPF; Postfix drops to its user)",
               file=sys.stderr)
@@ -1099,7 +1133,7 @@ def main():
                     log(f"[{ncell}/{total}] round {rnd + 1} {shape} c={conc}: " + " ".join(line))
         servers_proc_cells = summarize(runs, servers)
 
-        prof = costs = xcosts = None
+        prof = costs = xcosts = veth = None
         # Profile now, while the throughput servers are warm, if a rate/CPU target is missed.
         tg_pre = targets(servers_proc_cells, {}, {}, servers)
         if any(not t["met"] for t in tg_pre):
@@ -1114,6 +1148,9 @@ def main():
         costs = bpf_costs(f"/sys/fs/bpf/mlb-{os.getpid()}-kernel-t")
         xcosts = bpf_costs(f"/sys/fs/bpf/mlb-{os.getpid()}-xdp-t", ("ml_guard",), "xdp")
         stop_all()
+
+        log("veth phase: servers and client in their own namespaces and on their own CPUs")
+        veth = bench_veth.run(sys.modules[__name__], QUICK)
 
         # Idle phase: fresh servers, one at a time, so VmHWM and Slab are theirs alone.
         idle, big = {}, {}
@@ -1146,17 +1183,18 @@ def main():
                 log(f"cannot remove {CGROUP}: {e}")
 
     cells = servers_proc_cells
-    tg = targets(cells, idle, big, servers, xcosts)
+    tg = targets(cells, idle, big, servers, xcosts, veth)
     elapsed = time.time() - started
     summary = {"facts": facts, "servers": servers, "quick": QUICK, "rounds": ROUNDS,
                "dur": DUR, "warm": WARM, "cells": cells, "idle": idle, "idle_big": big,
                "targets": tg, "perf": prof, "bpf_costs": costs, "xdp_costs": xcosts,
+               "veth": veth,
                "elapsed_s": elapsed,
                "started": started}
     with open(os.path.join(OUT, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1, default=str)
     write_outputs(facts, servers, cells, idle, big, tg, prof, started, elapsed, cmdline, QUICK,
-                  costs, xcosts)
+                  costs, xcosts, veth)
     log(f"done in {elapsed / 60:.1f} min; report: {os.path.join(OUT, 'report.md')}")
     for t in tg:
         log(f"target {'MET ' if t['met'] else 'MISS'} {t['target']}: {t['detail']}")
