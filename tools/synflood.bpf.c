@@ -13,8 +13,9 @@
  *   written into it (by the server's XDP_TX too: its SYN-ACK), so every run
  *   first copies the whole template (cfg.frame) over it.
  *
- * syn_sink: attached (native) to the same veth. Counts and drops the
- *   SYN-ACKs that come back from cfg.dport; passes everything else. It is
+ * syn_sink: attached (native) to the same veth. Counts and drops what
+ *   comes back from cfg.dport to the flood's source addresses (SYN-ACKs and
+ *   anything else apart); passes everything else. It is
  *   also what lets the peer's native XDP_TX land on this veth.
  *
  * pass: passes everything. tools/bench.py attaches it (bpftool) to the
@@ -114,8 +115,9 @@ int syn_sink(struct xdp_md *ctx)
 	    ip->ihl != 5 || ip->protocol != IPPROTO_TCP)
 		return XDP_PASS;
 	th = (void *)(ip + 1);
-	if ((void *)(th + 1) > end || th->source != bpf_htons(cfg.dport))
-		return XDP_PASS;
+	if ((void *)(th + 1) > end || th->source != bpf_htons(cfg.dport) ||
+	    bpf_ntohl(ip->daddr) - cfg.saddr >= cfg.naddrs)
+		return XDP_PASS;	/* not to one of the flood's addresses */
 	if (th->syn && th->ack && !th->rst && !th->fin) {
 		__sync_fetch_and_add(&counts.synack, 1);
 		return XDP_DROP;

@@ -33,8 +33,8 @@ struct synflood_cfg {
 struct synflood_counts {
 	__u64 sent;		/* SYNs built and sent by syn_gen */
 	__u64 held;		/* syn_gen runs that sent nothing: ahead of the pace */
-	__u64 synack;		/* SYN-ACKs from dport seen by syn_sink, dropped */
-	__u64 other;		/* other TCP from dport seen by syn_sink, dropped */
+	__u64 synack;		/* SYN-ACKs from dport to the flood's addresses */
+	__u64 other;		/* other TCP from dport to them; both dropped */
 };
 
 #endif

@@ -11,7 +11,10 @@ the queued opcode) and the lost 221 with its FIN (the client sends QUIT
 again), and a lost greeting (the client sends nothing until it arrives:
 the controller's sweep makes the program send it again after 1 s). Then
 the responder in native mode, byte-exact (wirecheck): native XDP_TX on
-veth arrives because the peer has a program, the drop program.
+veth arrives because the peer has a program, the drop program. Last, a SYN
+flood in native mode (tools/synflood, 50,000 SYNs a second for a second):
+one SYN-ACK per SYN and nothing else, no bad cookie, and no state: the
+responder's two LRU maps hold as many entries after it as before.
 """
 import json
 import os
@@ -28,6 +31,7 @@ DROP = os.path.join(TOP, ".output", "tests", "xdpdrop.bpf.o")
 PROG = "%s/%s-xdpdrop" % (BPFFS, PREFIX)
 MAPS = "%s/%s-xdpdrop-maps" % (BPFFS, PREFIX)
 HOST = "mx.loss.test"
+SYNFLOOD = os.path.join(TOP, ".output", "tools", "synflood")
 
 
 def run(*cmd, ns=None, timeout=60):
@@ -72,6 +76,13 @@ def session(pair):
 def xdp_stat(srv, name):
     r = run(MAILLESS, "stats", "-j", "--pin-dir", srv.pin_dir)
     return json.loads(r.stdout)["xdp"][name]
+
+
+def entries(srv, name):
+    """Entries in one of the responder's pinned maps."""
+    r = run("bpftool", "-j", "map", "dump", "pinned", "%s/%s" % (srv.pin_dir, name))
+    assert r.returncode == 0, r.stdout
+    return len(json.loads(r.stdout))
 
 
 def resent(srv):
@@ -153,6 +164,42 @@ def main(env):
         bad = [l for l in r.stdout.splitlines() if l.startswith("not ok")]
         assert r.returncode == 0 and not bad, r.stdout[-2000:]
     t.run("xdp native: wirecheck byte-exact in native mode (a program on the peer)", native)
+
+    def synflood():
+        # synflood attaches its own counter on veth1: the drop program goes.
+        r = run("ip", "link", "set", "dev", "veth1", "xdpdrv", "off", ns=pair.cli)
+        assert r.returncode == 0, r.stdout
+        mac = json.loads(run("ip", "-j", "link", "show", "veth0", ns=pair.srv).stdout)[0]["address"]
+        st0 = {k: xdp_stat(nat, k) for k in ("responder_syn_acks", "responder_bad_cookie",
+                                             "responder_bad_segment")}
+        m0 = {m: entries(nat, m) for m in ("xr_flows", "xr_greet")}
+        # From 16 addresses of the /24 that no session uses: the sink counts
+        # only what comes back to them.
+        r = run(SYNFLOOD, "-j", "-i", "veth1", "--dst-mac", mac, "-s", pair.v4[:-1] + "100",
+                "--addrs", "16", "-r", "50000", "-D", "1", "%s:25" % pair.v4, ns=pair.cli,
+                timeout=30)
+        assert r.returncode == 0, r.stdout
+        f = json.loads(r.stdout)
+        st1 = {k: xdp_stat(nat, k) for k in st0}
+        m1 = {m: entries(nat, m) for m in m0}
+        acks = st1["responder_syn_acks"] - st0["responder_syn_acks"]
+        t.note("synflood: %d SYNs in %.2f s, the responder sent %d SYN-ACKs, %d came back, "
+               "%d other; LRU entries %s before, %s after" % (
+                   f["sent"], f["secs"], acks, f["synack"], f["other"], m0, m1))
+        assert f["sent"] >= 25000, "only %d SYNs sent" % f["sent"]
+        assert acks == f["sent"], "%d SYN-ACKs for %d SYNs" % (acks, f["sent"])
+        assert f["synack"] == f["sent"] and f["other"] == 0, f
+        assert st1["responder_bad_cookie"] == st0["responder_bad_cookie"], (st0, st1)
+        assert st1["responder_bad_segment"] == st0["responder_bad_segment"], (st0, st1)
+        assert all(m1[m] <= m0[m] for m in m0), "SYNs left state: %s before, %s after" % (m0, m1)
+        # Native XDP_TX needs a program on the peer again for the session.
+        r = run("bpftool", "net", "attach", "xdpdrv", "pinned", PROG, "dev", "veth1",
+                ns=pair.cli)
+        assert r.returncode == 0, r.stdout
+        secs = session(pair)
+        assert secs < 2, "a session after the flood: %.3f s" % secs
+    t.run("xdp native: a SYN flood (50,000/s for 1 s) gets one SYN-ACK per SYN, nothing "
+          "else, and leaves no state", synflood)
 
 
 try:
