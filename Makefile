@@ -147,7 +147,7 @@ help:
 	@echo "                and run each FUZZ_SECONDS (default $(FUZZ_SECONDS)); make fuzz-build: build only"
 	@echo "make bench      install missing Debian packages, build, benchmark against"
 	@echo "                user engine, floor, Postfix, rblsmtpd (docs/benchmarks.md, root);"
-	@echo "                BENCH_QUICK=1 for a ~2-minute subset"
+	@echo "                BENCH_QUICK=1 for a ~3-minute subset"
 	@echo "make soak       install missing Debian packages, build, 1,000,000 mixed"
 	@echo "                sessions per engine, then leaks and shutdown checked"
 	@echo "                (docs/reliability.md, root); SOAK_SESSIONS=N to change"

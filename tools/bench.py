@@ -23,7 +23,7 @@ Idle: fresh servers, 10,000 idle sessions: controller VmHWM, Slab and
 
 Results: .output/bench/ (runs.jsonl, summary.json, report.md, plot); a full run
 also writes docs/benchmarks.md and docs/bench-rate.png (hand-written notes below
-the marker at its end are kept). BENCH_QUICK=1: a ~2-minute subset that writes
+the marker at its end are kept). BENCH_QUICK=1: a ~3-minute subset that writes
 only .output/bench/. --report: rebuild the pages from .output/bench/summary.json.
 --veth: only the veth phase (tools/bench_veth.py: server CPU per session on its
 own CPU, SYNs answered), printed and kept in .output/bench/veth.json.
@@ -739,13 +739,13 @@ def report(facts, servers, cells, idle, big, tg, prof, started, elapsed, png_nam
     a("")
     a("## How to run")
     a("")
-    a("    make bench                 # full: ~9 minutes; writes .output/bench/ and this page")
-    a("    BENCH_QUICK=1 make bench   # ~2 minutes, 2 shapes x 2 concurrencies; .output/bench/ only")
+    a("    make bench                 # full: ~12 minutes; writes .output/bench/ and this page")
+    a("    BENCH_QUICK=1 make bench   # ~3 minutes, 2 shapes x 2 concurrencies; .output/bench/ only")
     a("    python3 tools/bench.py --report   # rebuild the pages from .output/bench/summary.json")
     a("")
     a(f"`make bench` installs what is missing from Debian (gnuplot-nox, postfix preseeded to "
       f"\"No configuration\" so no system instance starts, ucspi-tcp), builds `mailless`, "
-      f"`tools/loadgen` and `tools/floor`, then runs `{cmdline}` as root. Every load is "
+      f"`tools/loadgen`, `tools/floor` and `tools/synflood`, then runs `{cmdline}` as root. Every load is "
       f"`tools/loadgen -j -s SHAPE -c C -T T -d {DUR} -w {WARM} -t 10 127.0.0.1:PORT` "
       f"(`--expect-any` for every server but mailless, which is checked reply by reply), "
       f"with T = min(CPUs, C) loadgen threads: one thread alone is busy 87 % of a CPU at "
