@@ -317,7 +317,8 @@ class Server:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True,
                                      preexec_fn=pre)
-        threading.Thread(target=self._reader, daemon=True).start()
+        self.reader = threading.Thread(target=self._reader, daemon=True)
+        self.reader.start()
         deadline = time.monotonic() + timeout
         while not self.ready.wait(0.05):
             if self.proc.poll() is not None:
@@ -365,6 +366,10 @@ class Server:
                 raise AssertionError("mailless did not exit within %ss of SIGTERM: %s"
                                      % (timeout, self.log_tail()))
         self.rc = self.proc.returncode
+        # Its last lines (the one unload_dropped looks for is printed at
+        # exit) may still be in the pipe: read to its end (bounded: a child
+        # that inherited the pipe could hold it open).
+        self.reader.join(5)
         self.unload_dropped()
         return self.rc
 

@@ -117,8 +117,9 @@ def served(env, dialect):
     rc = srv.stop()
     assert "engine kernel" in "\n".join(srv.log), "not the kernel engine: %s" % srv.log_tail()
     assert "not ok" not in out and "ok" in out, "wirecheck: %s" % out[-1500:]
-    assert rc == 0 and not os.path.exists(pin), "stop: exit %s, pins %s" % (
-        rc, os.path.exists(pin))
+    left = sorted(os.listdir(pin)) if os.path.isdir(pin) else None
+    assert rc == 0 and not os.path.exists(pin), "stop: exit %s, left under the pin dir: %s; %s" % (
+        rc, left, srv.log_tail())
 
 
 def main(env):
