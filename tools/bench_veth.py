@@ -202,7 +202,7 @@ class Veth:
 
     # -- measurements -----------------------------------------------------
     @staticmethod
-    def cpu_jiffies():
+    def cpu_idle():
         """Idle time per CPU (idle + iowait, seconds) and the monotonic clock.
         Busy time is taken as wall time minus idle time: on a NO_HZ kernel
         /proc/stat's idle is measured at every idle entry and exit, while the
@@ -219,7 +219,7 @@ class Veth:
         return out
 
     @staticmethod
-    def cpu_delta(j0, j1, wall=None):
+    def cpu_delta(j0, j1):
         wall = j1["t"] - j0["t"]
         d = {}
         for cpu in (CLIENT_CPU, SERVER_CPU):
@@ -235,10 +235,10 @@ class Veth:
                 ([] if s in b.MAILLESS_ENGINES else ["--expect-any"]) +
                 [f"{self.addr[s]}:{b.PORT[s]}"])
         p0 = self.task_cpu(s)
-        j0, t0 = self.cpu_jiffies(), time.time()
+        j0, t0 = self.cpu_idle(), time.time()
         r = subprocess.run(argv, capture_output=True, text=True)
         wall = time.time() - t0
-        j1 = self.cpu_jiffies()
+        j1 = self.cpu_idle()
         p1 = self.task_cpu(s)
         try:
             res = json.loads(r.stdout)
@@ -247,7 +247,7 @@ class Veth:
         res["proc_s"] = p1[0] - p0[0]       # the server process, all its threads
         res["napi_s"] = p1[1] - p0[1]       # the responder's NAPI thread (xdp only)
         res.update(rc=r.returncode, wall_s=wall, server=s, shape_=shape, conc_=conc,
-                   stderr=r.stderr[-600:], cpus=self.cpu_delta(j0, j1, wall))
+                   stderr=r.stderr[-600:], cpus=self.cpu_delta(j0, j1))
         total = res.get("sessions", 0) + res.get("warmup_sessions", 0)
         res["sessions_total"] = total
         if total:
@@ -263,9 +263,9 @@ class Veth:
         return (sched_s(threads(self.pids[s][0])), sched_s(self.napi) if s == "xdp" else 0)
 
     def baseline(self, secs=2.0):
-        j0 = self.cpu_jiffies()
+        j0 = self.cpu_idle()
         time.sleep(secs)
-        return self.cpu_delta(j0, self.cpu_jiffies())
+        return self.cpu_delta(j0, self.cpu_idle())
 
     def xdp_prog_cost(self, shape):
         """The responder's program time per session on the veth (bpf_stats)."""
@@ -291,9 +291,9 @@ class Veth:
                  self.synflood_bin, "-j", "-i", cdev, "--dst-mac", self.mac(target_ns, sdev),
                  "-D", str(SYN_SECS), "-r", str(rate), f"{addr}:{port}"])
         l0, n0 = self.link(target_ns, sdev), sched_s(self.napi_of.get(sdev, []))
-        j0 = self.cpu_jiffies()
+        j0 = self.cpu_idle()
         r = subprocess.run(argv, capture_output=True, text=True)
-        j1 = self.cpu_jiffies()
+        j1 = self.cpu_idle()
         l1, n1 = self.link(target_ns, sdev), sched_s(self.napi_of.get(sdev, []))
         try:
             res = json.loads(r.stdout)
