@@ -364,7 +364,7 @@ def run(b, quick):
             r = v.synflood("mbc2", v.nsx, "mbx", v.addr["xdp"], b.PORT["xdp"], rate)
             res["syn"]["xdp"].append(r)
             b.log(f"veth SYN xdp offered {rate or 'max'}: sent {r.get('rate', 0):.0f}/s "
-                  f"answered {r.get('synack_rate', 0):.0f}/s, CPU {SERVER_CPU} "
+                  f"back at the client {r.get('synack_rate', 0):.0f}/s, CPU {SERVER_CPU} "
                   f"{r['cpus'][SERVER_CPU]['util'] * 100:.0f} %" +
                   (f" ERROR {r['error']}" if r.get("error") else ""))
         v.detach(v.nsc, "mbc1")
@@ -374,7 +374,7 @@ def run(b, quick):
             r = v.synflood("mbc1", v.nss, "mbs1", v.addr["kernel"], b.PORT["kernel"], rate)
             res["syn"]["linux"].append(r)
             b.log(f"veth SYN linux offered {rate or 'max'}: sent {r.get('rate', 0):.0f}/s "
-                  f"answered {r.get('synack_rate', 0):.0f}/s, CPU {SERVER_CPU} "
+                  f"back at the client {r.get('synack_rate', 0):.0f}/s, CPU {SERVER_CPU} "
                   f"{r['cpus'][SERVER_CPU]['util'] * 100:.0f} %" +
                   (f" ERROR {r['error']}" if r.get("error") else ""))
     except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
