@@ -34,6 +34,7 @@ and all of its receive work run on CPU 1, the client on CPU 0:
 import json
 import os
 import re
+import statistics
 import subprocess
 import time
 
@@ -57,6 +58,20 @@ def sched_s(tids):
         except OSError:
             pass
     return t / 1e9
+
+
+def napi_threads(dev):
+    """PIDs of the NAPI kernel threads of dev (named napi/DEV-ID)."""
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/comm") as f:
+                    if f.read().startswith(f"napi/{dev}-"):
+                        out.append(int(p))
+            except OSError:
+                pass
+    return out
 
 
 def threads(pid):
@@ -99,19 +114,10 @@ class Veth:
         return json.loads(out)[0]["address"]
 
     def napi_pin(self, dev, cpu):
-        """Pin the NAPI threads of dev (named napi/DEV-ID) to cpu; their PIDs."""
-        n = []
-        for p in os.listdir("/proc"):
-            if not p.isdigit():
-                continue
-            try:
-                with open(f"/proc/{p}/comm") as f:
-                    comm = f.read().strip()
-            except OSError:
-                continue
-            if comm.startswith(f"napi/{dev}-"):
-                os.sched_setaffinity(int(p), {cpu})
-                n.append(int(p))
+        """Pin the NAPI threads of dev to cpu; their PIDs."""
+        n = napi_threads(dev)
+        for pid in n:
+            os.sched_setaffinity(pid, {cpu})
         if not n:
             raise RuntimeError(f"no NAPI thread napi/{dev}-* (threaded NAPI not on?)")
         return n
@@ -127,7 +133,7 @@ class Veth:
 
     def setup(self):
         for d in ("mbc1", "mbc2", "mbs1", "mbx"):
-            if any(c.startswith(f"napi/{d}-") for c in self.comms()):
+            if napi_threads(d):
                 raise RuntimeError(f"a NAPI thread of another {d} exists: is another bench running?")
         for n in (self.nsc, self.nss, self.nsx):
             subprocess.run(["ip", "netns", "add", n], check=True)
@@ -147,17 +153,6 @@ class Veth:
                        capture_output=True)
         for cdev in ("mbc1", "mbc2"):
             self.attach_pass(self.nsc, cdev, CLIENT_CPU)
-
-    def comms(self):
-        out = []
-        for p in os.listdir("/proc"):
-            if p.isdigit():
-                try:
-                    with open(f"/proc/{p}/comm") as f:
-                        out.append(f.read().strip())
-                except OSError:
-                    pass
-        return out
 
     def teardown(self):
         for n in reversed(self.made):
@@ -391,11 +386,8 @@ def run(b, quick):
 # ---- summary and report ------------------------------------------------------
 
 def _med(xs):
-    xs = sorted(x for x in xs if x is not None)
-    if not xs:
-        return None
-    m = len(xs) // 2
-    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
 
 
 def _norm(res):
