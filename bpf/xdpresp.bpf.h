@@ -737,13 +737,16 @@ static long scan_step(__u64 index, void *data)
 }
 
 /* Take the payload octets [pos, end) of the frame into st's parser and
- * queue their replies; returns how many were taken (all but those after a
- * closing reply or a full queue). Global: the scan's callback is verified
- * in this one small context. */
+ * queue their replies; returns how many the client may count as received:
+ * all, since those after a closing reply (or a full queue) are discarded
+ * and acknowledged as in any later segment. Left unacknowledged, they held
+ * the client's FIN beyond rcv_nxt until its retransmission timer fired.
+ * Global: the scan's callback is verified in this one small context. */
 __noinline __u32 xr_take(struct xdp_md *ctx, struct xr_state *st, __u32 slot, __u32 pos,
 			 __u32 end)
 {
 	struct scan sc = { .ctx = ctx, .st = st, .pos = pos, .end = end, .slot = slot };
+	__u32 n;
 
 	if (!st || pos >= end)
 		return 0;
@@ -766,10 +769,10 @@ __noinline __u32 xr_take(struct xdp_md *ctx, struct xr_state *st, __u32 slot, __
 		st->end += reply_len(cfg, ML_OP_PIPELINE);
 		count_reply(cfg, ML_OP_PIPELINE);
 		set_closing(st, ML_ST_CLOSE_FLOOD);
-		sc.pos = end;	/* the rest is discarded, as after any closing reply */
 	}
-	ml_count(ML_ST_RX_BYTES, sc.pos - pos);
-	return sc.pos - pos;
+	n = sc.full || (st->flags & XR_F_CLOSING) ? end - pos : sc.pos - pos;
+	ml_count(ML_ST_RX_BYTES, n);	/* the segment, as the kernel engine counts */
+	return n;
 }
 
 /* Drop the replies the client has acknowledged in full (out: how much of

@@ -163,7 +163,16 @@ def main(env):
                 "xdp", ns=pair.cli, timeout=200)
         bad = [l for l in r.stdout.splitlines() if l.startswith("not ok")]
         assert r.returncode == 0 and not bad, r.stdout[-2000:]
-    t.run("xdp native: wirecheck byte-exact in native mode (a program on the peer)", native)
+        # Every session has ended, at the client's last segment: none waits
+        # for a retransmission (200 ms at least) to be taken.
+        for _ in range(10):
+            n = entries(nat, "xr_flows")
+            if not n:
+                break
+            time.sleep(0.01)
+        assert n == 0, "%d flows still open 0.1 s after wirecheck" % n
+    t.run("xdp native: wirecheck byte-exact in native mode (a program on the peer), and no "
+          "flow left open", native)
 
     def synflood():
         # synflood attaches its own counter on veth1: the drop program goes.

@@ -973,6 +973,32 @@ static void queue_full(void)
 	       c.got + mark);
 }
 
+/* Octets after a closing reply in the same segment are discarded and
+ * acknowledged, as in any later segment: left unacknowledged, they held
+ * the client's FIN beyond rcv_nxt until its retransmission timer fired. */
+static void quit_then_more(void)
+{
+	static const char more[] = "QUIT\r\nNOOP\r\nxxxx";
+	struct client c;
+	struct reply_seg r;
+	size_t mark;
+
+	client_init(&c, 0, 40450);
+	result(open_session(&c) == 0, "session opens (quit and more)", "greeting");
+	mark = c.ngot;
+	r = cmd(&c, more);
+	result(r.verdict == XDP_TX_ && c.fin && got_since(&c, mark, text(ML_OP_QUIT)) &&
+	       r.ack == c.seq,
+	       "QUIT with more in its segment: 221 and FIN acknowledge the whole segment",
+	       "verdict %d fin %d ack %u want %u", r.verdict, c.fin, r.ack, c.seq);
+	r = send_seg(&c, F_ACK | F_FIN, NULL, 0);
+	c.seq++;
+	result(r.verdict == XDP_TX_ && r.flags == F_ACK && r.ack == c.seq && !has_state(&c, NULL),
+	       "the client's FIN after it is taken at once: acknowledged, nothing kept",
+	       "verdict %d flags %#x ack %u want %u state %d", r.verdict, r.flags, r.ack, c.seq,
+	       has_state(&c, NULL));
+}
+
 static void output_limit(void)
 {
 	struct client c;
@@ -1045,6 +1071,7 @@ int main(void)
 	early_talker_and_reset();
 	window_and_parts();
 	queue_full();
+	quit_then_more();
 	output_limit();
 	rfc7504();
 	ring_buffer__free(ring);
