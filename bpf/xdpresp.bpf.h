@@ -49,6 +49,8 @@
 #include "proto.h"
 #include "xdpresp.h"
 
+#define XR_EEXIST	17	/* errno's EEXIST: a map update's BPF_NOEXIST failed */
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 2);
@@ -546,7 +548,9 @@ __noinline int xr_emit(struct xdp_md *ctx, const struct xr_config *cfg,
 		};
 
 		bpf_loop(XR_OPS_MAX, payload_step, &pl, 0);
-		if (pl.err)
+		/* Every payload octet from a reply's text, or no frame: one
+		 * not written would send the client's own octets back. */
+		if (pl.err || pl.p < pl.stop)
 			return -1;
 		sum = pl.sum;
 	}
@@ -855,6 +859,29 @@ static __always_inline int syn(struct xdp_md *ctx, const struct xr_config *cfg, 
 
 /* A flow met without stored state: at rest, or greeting (out == 0), or in
  * the middle of a greeting whose state was evicted. */
+/*
+ * One CPU at a time in a stored flow (busy: 0 free, 1 taken). A NIC's RSS
+ * keeps a flow on one queue, but a retransmission can meet the original on
+ * two CPUs (a veth's queue follows the sender's XPS; an RSS table changes
+ * under traffic): both took the same line, and the replies went out
+ * twice, one of them at the wrong place. XDP may not wait, so a segment
+ * that finds its flow taken is dropped and counted (busy); the client's
+ * retransmission brings it again. A deleted entry is left taken: a CPU
+ * that found it just before the delete cannot take it. Not covered: an
+ * entry that is deleted and given to another flow between one CPU's
+ * lookup and its lock, or evicted under it when the map is full; what
+ * goes out is still only reply text (payload_step(), xr_emit()).
+ */
+static __always_inline int flow_trylock(struct xr_state *st)
+{
+	return __sync_val_compare_and_swap(&st->busy, 0, 1) == 0;
+}
+
+static __always_inline void flow_unlock(struct xr_state *st)
+{
+	__sync_lock_test_and_set(&st->busy, 0);	/* an exchange: ordered after our stores */
+}
+
 static __always_inline void rest_state(struct xr_state *st, const struct xr_config *cfg,
 				       __u32 slot, const struct seg *s, __u32 out)
 {
@@ -866,6 +893,7 @@ static __always_inline void rest_state(struct xr_state *st, const struct xr_conf
 	st->flags = slot ? XR_F_SLOT1 : 0;
 	st->pad = 0;
 	st->reason = 0;
+	st->busy = 0;
 	st->start_ns = bpf_ktime_get_ns();
 	ml_parser_init(&st->parser);
 	__builtin_memset(&st->sum, 0, sizeof(st->sum));
@@ -945,7 +973,7 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 			  __u32 active_slot, struct seg *s)
 {
 	__u32 v, out, mss, from, len, room, slot, zero = 0;
-	int fresh = 0, fin_acked = 0, took = 0, peer_fin = 0, resend = 0, greeting;
+	int fresh = 0, fin_acked = 0, took = 0, peer_fin = 0, resend = 0, greeting, r;
 	const struct xr_config *cfg;
 	struct xr_state *st;
 	struct emit *e;
@@ -963,14 +991,18 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 		/* A RST without ACK carries no cookie: it ends a stored flow
 		 * only at the exact sequence number expected (RFC 5961 3.2). */
 		st = bpf_map_lookup_elem(&xr_flows, &key);
-		if (st && st->rcv_nxt == s->seq) {
+		if (st && !flow_trylock(st)) {
+			xr_count(XR_ST_BUSY);
+		} else if (st && st->rcv_nxt == s->seq) {
 			xr_count(XR_ST_RESETS);
 			if (!st->reason)
 				ml_count(ML_ST_CLOSE_RESET, 1);
 			xr_log(&key, st, st->reason ? st->reason : ML_ST_CLOSE_RESET);
-			bpf_map_delete_elem(&xr_flows, &key);
+			bpf_map_delete_elem(&xr_flows, &key);	/* left taken */
 			bpf_map_delete_elem(&xr_greet, &key);
 		} else {
+			if (st)
+				flow_unlock(st);
 			xr_count(XR_ST_BAD_SEGMENT);
 		}
 		return XDP_DROP;
@@ -987,6 +1019,10 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 	mss = mss_of(v >> XR_MSS_SHIFT);
 
 	st = bpf_map_lookup_elem(&xr_flows, &key);
+	if (st && !flow_trylock(st)) {
+		xr_count(XR_ST_BUSY);
+		return XDP_DROP;
+	}
 	if (s->flags & TH_RST) {
 		xr_count(XR_ST_RESETS);
 		/* After our close (QUIT, 421) a RST is how some clients end
@@ -995,7 +1031,7 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 			ml_count(ML_ST_CLOSE_RESET, 1);
 		if (st) {
 			xr_log(&key, st, st->reason ? st->reason : ML_ST_CLOSE_RESET);
-			bpf_map_delete_elem(&xr_flows, &key);
+			bpf_map_delete_elem(&xr_flows, &key);	/* left taken */
 		}
 		bpf_map_delete_elem(&xr_greet, &key);
 		return XDP_DROP;
@@ -1007,10 +1043,12 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 		rest_state(st, active, active_slot, s, out);
 		fresh = 1;
 	}
+	/* From here a stored flow is ours: every way out goes through done. */
+	r = XDP_DROP;
 	slot = st->flags & XR_F_SLOT1 ? 1 : 0;
 	cfg = bpf_map_lookup_elem(&xr_cfg, &slot);
 	if (!cfg)
-		return XDP_DROP;
+		goto done;
 
 	/* The acknowledgement: what of ours the client has. */
 	if (out > st->end) {
@@ -1019,7 +1057,7 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 			out = st->end;
 		} else {
 			xr_count(XR_ST_BAD_SEGMENT);
-			return XDP_DROP;
+			goto done;
 		}
 	}
 	greeting = st->nops && st->base == 0 && st->ops[st->head & (XR_OPS_MAX - 1)] == ML_OP_GREET;
@@ -1084,14 +1122,14 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 	if (fin_acked && (st->flags & XR_F_PEER_FIN) && !peer_fin && !s->data_len) {
 		/* The last ACK of the close: nothing is left to say. */
 		if (!fresh)
-			bpf_map_delete_elem(&xr_flows, &key);
+			bpf_map_delete_elem(&xr_flows, &key);	/* left taken */
 		return XDP_DROP;
 	}
 	st->una = out;
 	if (!len && !(e->flags & TH_FIN) && !s->data_len && !peer_fin) {
 		/* A bare acknowledgement that asks nothing (a stored flow's
 		 * state was updated in place; a fresh one learned nothing). */
-		return XDP_DROP;
+		goto done;
 	}
 	e->seq = s->ack + (from - out);	/* after our FIN (fin_acked): ack is past it */
 	e->ack = st->rcv_nxt;
@@ -1117,7 +1155,7 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 		e->flags &= ~(TH_FIN | TH_PSH);
 		st->sent = from;
 		if (xr_emit(ctx, cfg, st, s, e))
-			return XDP_DROP;
+			goto done;
 	}
 
 	if (from == 0 && e->len && st->nops && st->base == 0)
@@ -1126,14 +1164,31 @@ __noinline int xr_segment(struct xdp_md *ctx, const struct xr_config *active,
 		xr_log(&key, st, st->reason);
 	/* The state lasts the session: gone when both FINs are acknowledged
 	 * (or at a RST, above). */
+	r = XDP_TX;
 	if (fin_acked && (st->flags & XR_F_PEER_FIN)) {
-		if (!fresh)
-			bpf_map_delete_elem(&xr_flows, &key);
-	} else if (fresh && bpf_map_update_elem(&xr_flows, &key, st, BPF_ANY)) {
-		xr_count(XR_ST_STATE_FULL);
+		if (!fresh) {
+			bpf_map_delete_elem(&xr_flows, &key);	/* left taken */
+			return r;
+		}
+	} else if (fresh) {
+		/* Another CPU may have stored this flow since the lookup: its
+		 * state lacks what this segment did, so this answer must not
+		 * go out (the client would count data as taken that the state
+		 * does not hold). */
+		long err = bpf_map_update_elem(&xr_flows, &key, st, BPF_NOEXIST);
+
+		if (err == -XR_EEXIST) {
+			xr_count(XR_ST_BUSY);
+			return XDP_DROP;
+		}
+		if (err)
+			xr_count(XR_ST_STATE_FULL);
 	}
 	xr_count(XR_ST_SEGMENTS);
-	return XDP_TX;
+done:
+	if (!fresh)
+		flow_unlock(st);
+	return r;
 }
 
 /* Answer a frame that the guard passed: XDP_TX with our reply, XDP_DROP,

@@ -121,6 +121,7 @@ struct xr_state {
 	__u8 pad;
 	__u8 ops[XR_OPS_MAX];
 	__u32 reason;		/* ML_ST_CLOSE_*: why it ends, once it does */
+	__u32 busy;		/* a CPU is in it (flow_trylock() in xdpresp.bpf.h) */
 	__u64 start_ns;		/* the greeting (or when the state was made again) */
 	struct ml_parser parser;	/* the line in progress */
 	struct ml_summary sum;	/* for the session's log line */
@@ -182,7 +183,8 @@ struct xr_log_event {
 	X(STATE_FULL, state_full)	/* the flow state could not be stored */ \
 	X(RESETS, resets)		/* RSTs from clients */ \
 	X(PEER_FIN, peer_fin)		/* FINs from clients */ \
-	X(GREET_RESENT, greet_resent)	/* greetings sent again (xr_greet) */
+	X(GREET_RESENT, greet_resent)	/* greetings sent again (xr_greet) */ \
+	X(BUSY, busy)			/* a segment met its flow in use on another CPU: dropped */
 
 enum xr_stat {
 #define XR_STAT_ENUM(e, f) XR_ST_##e,

@@ -172,6 +172,9 @@ static const struct {
 	XR(GREET_RESENT) = { "mailless_xdp_responder_events_total", "event=\"greeting_resent\"",
 		XRE,
 		"xdp responder greetings resent", "responder_greet_resent" },
+	XR(BUSY) = { "mailless_xdp_responder_dropped_total", "reason=\"busy\"",
+		XRD,
+		"xdp responder drop: flow busy", "responder_busy" },
 #undef XRH
 #undef XRE
 #undef XRD

@@ -11,7 +11,10 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1021,6 +1024,172 @@ static void output_limit(void)
 	       "fin %d after %d commands, %zu octets", c.fin, i, c.ngot);
 }
 
+/* A stored state whose output runs past its queued replies (as a state
+ * shared by two CPUs could): the frame goes out without those octets,
+ * never with octets that are not reply text. */
+static void uncovered(void)
+{
+	struct client c;
+	struct reply_seg r;
+	struct xr_state st;
+	int ok;
+
+	client_init(&c, 0, 40460);
+	result(open_session(&c) == 0, "session opens (uncovered)", "greeting");
+	ok = has_state(&c, &st);
+	st.end = st.sent + 100;	/* 100 octets no queued reply holds */
+	ok = ok && !bpf_map_update_elem(bpf_map__fd(skel->maps.xr_flows), &c.key, &st, BPF_EXIST);
+	r = send_seg(&c, F_ACK, NULL, 0);
+	result(ok && (r.verdict == XDP_DROP_ || (r.verdict == XDP_TX_ && !r.err[0] && r.n == 0)),
+	       "output past the queued replies is not sent: no octet but reply text goes out",
+	       "state %d verdict %d, %zu payload octets %s", ok, r.verdict, r.n, r.err);
+	send_seg(&c, F_ACK | F_RST, NULL, 0);
+}
+
+/* ---- two CPUs, one flow ---------------------------------------------------
+ * A NIC's RSS keeps a flow on one queue, but a retransmission can meet
+ * the original on two CPUs (a veth's queue follows the sender's XPS, an
+ * RSS table can change under traffic). Here the same data segment runs on
+ * CPU 0 and CPU 1 at once, RACE_ROUNDS times: each reply that goes out
+ * must be the one reply that segment asks for, at its place in the
+ * stream, and the session must go on in order (QUIT gets 221 and FIN
+ * where the client expects them). */
+#define RACE_ROUNDS 20000
+
+static struct {
+	struct frame in;
+	struct reply_seg out[2];
+	atomic_int go, done;
+} race;
+
+static void run_into(struct reply_seg *r)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = race.in.b, .data_size_in = race.in.len,
+		    .data_out = r->out.b, .data_size_out = sizeof(r->out.b), .repeat = 1);
+
+	memset(r, 0, sizeof(*r));
+	if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.ml_guard_xr), &o))
+		snprintf(r->err, sizeof(r->err), "test run: %s", strerror(errno));
+	r->verdict = o.retval;
+	r->out.len = o.data_size_out;
+}
+
+static int pin_to(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+static void *racer(void *arg)
+{
+	int round;
+
+	(void)arg;
+	if (pin_to(1))
+		return NULL;
+	for (round = 1; round <= RACE_ROUNDS; round++) {
+		int go;
+
+		while ((go = atomic_load(&race.go)) >= 0 && go < round)
+			;
+		if (go < 0)
+			break;
+		run_into(&race.out[1]);
+		atomic_store(&race.done, round);
+	}
+	return NULL;
+}
+
+/* Is r the reply to NOOP at the client's place (c->ack), or nothing? */
+static int noop_reply_ok(const struct client *c, struct reply_seg *r, char *why, size_t n)
+{
+	const char *want = text(ML_OP_OK);
+
+	if (r->err[0]) {
+		snprintf(why, n, "%s", r->err);
+		return 0;
+	}
+	if (r->verdict == XDP_DROP_)
+		return 1;
+	if (r->verdict != XDP_TX_) {
+		snprintf(why, n, "verdict %d", r->verdict);
+		return 0;
+	}
+	check_out(c, &race.in, r);
+	if (r->err[0] || r->seq != c->ack || r->ack != c->seq + 6 || r->n != strlen(want) ||
+	    memcmp(r->data, want, r->n) || (r->flags & F_FIN)) {
+		snprintf(why, n, "%s seq %u (want %u) ack %u (want %u) flags %#x: %.*s", r->err,
+			 r->seq, c->ack, r->ack, c->seq + 6, r->flags, (int)r->n, r->data);
+		return 0;
+	}
+	return 1;
+}
+
+static void two_cpus(void)
+{
+	struct client c;
+	struct reply_seg r;
+	pthread_t th;
+	char why[300] = "", msg[256];
+	int round, bad = 0, dropped = 0, opened = 0;
+	__u64 busy = xr(XR_ST_BUSY);
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2 || pin_to(0)) {
+		printf("# skip - xdpresp: two CPUs, one flow: needs CPUs 0 and 1\n");
+		return;
+	}
+	if (pthread_create(&th, NULL, racer, NULL)) {
+		result(0, "two CPUs, one flow: a thread on CPU 1", "%s", strerror(errno));
+		return;
+	}
+	for (round = 1; round <= RACE_ROUNDS; round++) {
+		client_init(&c, round & 1, (uint16_t)(20000 + round));
+		if (open_session(&c)) {
+			if (!bad++)
+				snprintf(why, sizeof(why), "round %d: the session did not open", round);
+			continue;
+		}
+		opened++;
+		race.in = make(&c, F_ACK | F_PSH, "NOOP\r\n", 6);
+		atomic_store(&race.go, round);
+		run_into(&race.out[0]);
+		while (atomic_load(&race.done) < round)
+			;
+		for (int k = 0; k < 2; k++) {
+			dropped += race.out[k].verdict == XDP_DROP_;
+			if (!noop_reply_ok(&c, &race.out[k], msg, sizeof(msg)) && !bad++)
+				snprintf(why, sizeof(why), "round %d, CPU %d: NOOP: %s", round, k, msg);
+		}
+		c.seq += 6;
+		c.ack += strlen(text(ML_OP_OK));
+		{
+			size_t mark = c.ngot;
+
+			r = cmd(&c, "QUIT\r\n");
+			if (!(r.verdict == XDP_TX_ && !r.err[0] && c.fin && r.ack == c.seq &&
+			      got_since(&c, mark, text(ML_OP_QUIT))) && !bad++)
+				snprintf(why, sizeof(why), "round %d: QUIT: verdict %d seq %u (want %u) "
+					 "ack %u (want %u) fin %d %s: %.*s", round, r.verdict, r.seq, c.ack,
+					 r.ack, c.seq, c.fin, r.err, (int)(c.ngot - mark), c.got + mark);
+		}
+		send_seg(&c, F_ACK | F_RST, NULL, 0);	/* the flow ends */
+		if (bad > 10)
+			break;
+	}
+	atomic_store(&race.go, -1);
+	pthread_join(th, NULL);
+	ring_buffer__consume(ring);
+	nevents = 0;
+	printf("# two CPUs, one flow: %d sessions; %d of %d runs dropped, %llu as busy\n", opened,
+	       dropped, 2 * opened, (unsigned long long)(xr(XR_ST_BUSY) - busy));
+	result(!bad && opened == RACE_ROUNDS,
+	       "two CPUs, one flow: one segment on both at once gets its one reply in place, "
+	       "or is dropped, and the session goes on", "%d bad: %s", bad, why);
+}
+
 static void rfc7504(void)
 {
 	struct client c;
@@ -1073,6 +1242,8 @@ int main(void)
 	queue_full();
 	quit_then_more();
 	output_limit();
+	uncovered();
+	two_cpus();
 	rfc7504();
 	ring_buffer__free(ring);
 	guard_bpf__destroy(skel);
