@@ -465,6 +465,10 @@ int ml_serve(struct ml_opts *o, const struct ml_privs *privs,
 	sd_notifyf(0, "READY=1\nSTATUS=serving %s, engine %s\nMAINPID=%lu", addrs,
 		   srv->eng->name, (unsigned long)getpid());
 
+	/* A first tick before the first wait: it sets the loop's pace (the
+	 * xdp engine's 200 ms), or the loop slept until some event came. */
+	if (srv->eng->tick)
+		srv->tick_ms = srv->eng->tick(srv);
 	while (!srv->stopping) {
 		int n, timeout = -1;
 		uint64_t now = ml_now_ms();
