@@ -214,11 +214,15 @@ struct {
 } xr_greet SEC(".maps");
 
 /* Session records for the log (struct xr_log_event); 256 KiB, about
- * 1,000 records: the controller reads it every loop round. A record that
+ * 1,000 records. A record wakes the controller only when a quarter of the
+ * ring waits; else its loop reads them at the next round, 200 ms at most
+ * (the resend sweep's tick). A wake-up per session cost about 1 us of
+ * server CPU, an eighth of a session's (docs/benchmarks.md). A record that
  * does not fit is counted (events_lost) and its line lost. */
+#define XR_EVENTS_SIZE	(256 * 1024)
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 * 1024);
+	__uint(max_entries, XR_EVENTS_SIZE);
 } xr_events SEC(".maps");
 
 /* The segment being handled: map memory, off the 512-octet stack that
@@ -930,7 +934,8 @@ __noinline int xr_log(const struct xr_flow *key, struct xr_state *st, __u32 reas
 	le->reason = reason;
 	le->dur_ns = bpf_ktime_get_ns() - st->start_ns;
 	le->sum = st->sum;
-	bpf_ringbuf_submit(le, 0);
+	bpf_ringbuf_submit(le, bpf_ringbuf_query(&xr_events, BPF_RB_AVAIL_DATA) >=
+			       XR_EVENTS_SIZE / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	return 0;
 }
 

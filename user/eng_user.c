@@ -411,9 +411,12 @@ static void x_poll(struct ml_server *srv)
 		ring_buffer__consume(xr_ring);
 }
 
-/* The greetings' resend sweep (guard.c). */
+/* Every loop round: the session records the program did not wake us for
+ * (it does once a quarter of the ring waits), and the greetings' resend
+ * sweep (guard.c), whose 200 ms bounds how late a record is read. */
 static int x_tick(struct ml_server *srv)
 {
+	x_poll(srv);
 	return ml_guard_resend(srv->guard);
 }
 
