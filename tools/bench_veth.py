@@ -352,26 +352,21 @@ def run(b, quick):
         finally:
             with open(path, "w") as f:
                 f.write(old)
-        # SYNs: the responder, then the Linux listener (the kernel engine's socket)
-        v.detach(v.nsc, "mbc2")
-        res["syn"]["xdp"] = []
-        for rate in rates:
-            r = v.synflood("mbc2", v.nsx, "mbx", v.addr["xdp"], b.PORT["xdp"], rate)
-            res["syn"]["xdp"].append(r)
-            b.log(f"veth SYN xdp offered {rate or 'max'}: sent {r.get('rate', 0):.0f}/s "
-                  f"back at the client {r.get('synack_rate', 0):.0f}/s, CPU {SERVER_CPU} "
-                  f"{r['cpus'][SERVER_CPU]['util'] * 100:.0f} %" +
-                  (f" ERROR {r['error']}" if r.get("error") else ""))
-        v.detach(v.nsc, "mbc1")
-        v.attach_pass(v.nss, "mbs1", SERVER_CPU)
-        res["syn"]["linux"] = []
-        for rate in rates:
-            r = v.synflood("mbc1", v.nss, "mbs1", v.addr["kernel"], b.PORT["kernel"], rate)
-            res["syn"]["linux"].append(r)
-            b.log(f"veth SYN linux offered {rate or 'max'}: sent {r.get('rate', 0):.0f}/s "
-                  f"back at the client {r.get('synack_rate', 0):.0f}/s, CPU {SERVER_CPU} "
-                  f"{r['cpus'][SERVER_CPU]['util'] * 100:.0f} %" +
-                  (f" ERROR {r['error']}" if r.get("error") else ""))
+        # SYNs: the responder, then the Linux listener (the kernel engine's
+        # socket, whose veth needs a pass program for native XDP_TX back).
+        for who, cdev, ns, sdev, srv in (("xdp", "mbc2", v.nsx, "mbx", "xdp"),
+                                         ("linux", "mbc1", v.nss, "mbs1", "kernel")):
+            v.detach(v.nsc, cdev)
+            if who == "linux":
+                v.attach_pass(v.nss, sdev, SERVER_CPU)
+            res["syn"][who] = []
+            for rate in rates:
+                r = v.synflood(cdev, ns, sdev, v.addr[srv], b.PORT[srv], rate)
+                res["syn"][who].append(r)
+                b.log(f"veth SYN {who} offered {rate or 'max'}: sent {r.get('rate', 0):.0f}/s "
+                      f"back at the client {r.get('synack_rate', 0):.0f}/s, CPU {SERVER_CPU} "
+                      f"{r['cpus'][SERVER_CPU]['util'] * 100:.0f} %" +
+                      (f" ERROR {r['error']}" if r.get("error") else ""))
     except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
         b.log(f"veth phase failed: {e}")
         res["error"] = str(e)
