@@ -291,6 +291,15 @@ def run(env, mta, engine, dialect, window, x, tmp):
             jail.stop()
         stop_process(dns)
         if srv:
+            # An MTA that keeps its connection for reuse (OpenSMTPD: RSET, no
+            # QUIT) ends the session only as its jail stops; its FIN can
+            # come after the server's own stop (the XDP responder then is
+            # gone: the kernel answers RST, and no session line is written,
+            # 1 run in 8). Wait for the line a while first.
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not any(
+                    " session client=%s:" % pair.v4c in l for l in srv.log):
+                time.sleep(0.05)
             srv.stop()
             with open(os.path.join(rdir, "mailless.log"), "w") as f:
                 f.write("\n".join(srv.log) + "\n")
