@@ -9,7 +9,10 @@ XDP_TX on veth needs a program on the peer too). Clients nobody here wrote
 row: 15 pipelined replies, then 421), both dialects, IPv4 and IPv6; no
 socket is ever accepted during those sessions; the dialogue counters and
 the responder's own in `stats`; SIGHUP renders new replies for new
-sessions; on stop the program is detached and the pins are gone.
+sessions; 14,000 sessions that end every way a client ends them (QUIT,
+RST, half-close, never reading) leave no flow state, no greeting to
+resend and no growth in the controller; on stop the program is detached
+and the pins are gone.
 """
 import json
 import os
@@ -22,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mltest import MAILLESS, PREFIX, TOP, Env, StartError, Suite, reply_text
+from soak import RSS_MARGIN, fd_count, loadgen, proc_status
 
 t = Suite("t_xdpresp")
 WIRE = os.path.join(TOP, ".output", "tests", "wirecheck")
@@ -38,6 +42,20 @@ def stats(srv):
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.returncode == 0, "stats: %s" % p.stderr
     return json.loads(p.stdout)
+
+
+def entries(srv, name):
+    """Entries in one of the responder's pinned maps."""
+    r = subprocess.run(["bpftool", "-j", "map", "dump", "pinned", "%s/%s" % (srv.pin_dir, name)],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert r.returncode == 0, r.stdout
+    return len(json.loads(r.stdout))
+
+
+# Every way loadgen ends a session but `long` (100 commands in one write
+# get 421 past the 15 unacknowledged replies, by design), 2,000 each.
+CHURN = ("quit-close", "server-close", "reset", "half-close", "dialog", "pipelined", "noread")
+CHURN_EACH = 2000
 
 
 def established(pair):
@@ -71,7 +89,9 @@ def main(env):
             f.write("hostname = %s\n" % host)
         try:
             srv = env.server(pair, engine="xdp", host=None, dialect=dialect, config=conf,
-                             extra=["--xdp", "veth0", "--xdp-mode", "skb"])
+                             # no SYN limit: the churn case opens 14,000 sessions
+                             # from one address (t_guard tests the limit)
+                             extra=["--xdp", "veth0", "--xdp-mode", "skb", "--syn-rate", "0"])
         except StartError as e:
             t.fail("xdp %s: starts" % dialect, str(e))
             continue
@@ -152,6 +172,34 @@ def main(env):
         t.run("xdp %s: stats has the dialogue and the responder's counters" % dialect, counters)
 
         if dialect == "rcpt":
+            def churn():
+                pid = srv.proc.pid
+                r0, f0 = proc_status(pid), fd_count(pid)
+                done = []
+                for shape in CHURN:
+                    r = loadgen(pair.cli, ["-s", shape, "-c", "32", "-n", str(CHURN_EACH),
+                                           "-t", "10", "--max-errors", "10", "--allow-remote",
+                                           "%s:25" % pair.v4], timeout=120)
+                    assert r["errors"] == 0 and r["sessions"] == CHURN_EACH, (shape, r)
+                    done.append("%s %.0f/s" % (shape, r["rate"]))
+                # The last sessions' last segments are in flight for a moment.
+                for _ in range(20):
+                    left = {m: entries(srv, m) for m in ("xr_flows", "xr_greet")}
+                    if not any(left.values()):
+                        break
+                    time.sleep(0.05)
+                r1, f1 = proc_status(pid), fd_count(pid)
+                t.note("churn: %s; controller VmRSS %+d KiB, fds %d -> %d; busy drops %d" % (
+                    ", ".join(done), (r1 - r0) // 1024, f0, f1,
+                    stats(srv)["xdp"]["responder_busy"]))
+                assert not any(left.values()), "state left after %d sessions: %s" % (
+                    len(CHURN) * CHURN_EACH, left)
+                assert r1 - r0 <= RSS_MARGIN and f1 == f0, (r0, r1, f0, f1)
+                assert "rcpt 521 5.3.2 %s does not accept mail" % host in \
+                    smtplib_session(pair, host, pair.v4)
+            t.run("xdp rcpt: %d sessions ended every way leave no flow, no greeting to resend, "
+                  "no controller growth" % (len(CHURN) * CHURN_EACH), churn)
+
             def reload():
                 with open(conf, "w") as f:
                     f.write("hostname = mx.reloaded.test\n")
