@@ -552,7 +552,6 @@ def report(res, a, port):
         a("| shape | runs/session | ns/run | µs per session | kernel ÷ the rest of the "
           "responder's server CPU |")
         a("|---|---|---|---|---|")
-        cells = summarize(res)
         for shape, r in xp.items():
             if r:
                 best = free_program_bound(res, cells, shape)

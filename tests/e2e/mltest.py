@@ -905,6 +905,11 @@ def bpftool_json(*args, timeout=20):
     return json.loads(out) if out else None
 
 
+def pinned_entries(pin_dir, name):
+    """Entries in the map pinned at PIN_DIR/NAME."""
+    return len(bpftool_json("map", "dump", "pinned", "%s/%s" % (pin_dir, name)) or [])
+
+
 def cgroup2_mount():
     with open("/proc/self/mountinfo") as f:
         for line in f:

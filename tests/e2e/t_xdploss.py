@@ -24,7 +24,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mltest import BPFFS, MAILLESS, PREFIX, TOP, Env, StartError, Suite
+from mltest import BPFFS, MAILLESS, PREFIX, TOP, Env, StartError, Suite, pinned_entries
 
 t = Suite("t_xdploss")
 DROP = os.path.join(TOP, ".output", "tests", "xdpdrop.bpf.o")
@@ -77,12 +77,6 @@ def xdp_stat(srv, name):
     r = run(MAILLESS, "stats", "-j", "--pin-dir", srv.pin_dir)
     return json.loads(r.stdout)["xdp"][name]
 
-
-def entries(srv, name):
-    """Entries in one of the responder's pinned maps."""
-    r = run("bpftool", "-j", "map", "dump", "pinned", "%s/%s" % (srv.pin_dir, name))
-    assert r.returncode == 0, r.stdout
-    return len(json.loads(r.stdout))
 
 
 def resent(srv):
@@ -150,7 +144,6 @@ def main(env):
             t.note("%s: completed in %.3f s" % (what, secs))
         t.run("xdp loss: %s: the session still completes within 5 s" % what, lossy)
 
-
     # Native mode: XDP_TX on veth arrives where the peer has a program, as
     # the drop program (dropping nothing now) is.
     srv.stop()
@@ -170,7 +163,7 @@ def main(env):
         # Every session has ended, at the client's last segment: none waits
         # for a retransmission (200 ms at least) to be taken.
         for _ in range(10):
-            n = entries(nat, "xr_flows")
+            n = pinned_entries(nat.pin_dir, "xr_flows")
             if not n:
                 break
             time.sleep(0.01)
@@ -185,7 +178,7 @@ def main(env):
         mac = json.loads(run("ip", "-j", "link", "show", "veth0", ns=pair.srv).stdout)[0]["address"]
         st0 = {k: xdp_stat(nat, k) for k in ("responder_syn_acks", "responder_bad_cookie",
                                              "responder_bad_segment")}
-        m0 = {m: entries(nat, m) for m in ("xr_flows", "xr_greet")}
+        m0 = {m: pinned_entries(nat.pin_dir, m) for m in ("xr_flows", "xr_greet")}
         # From 16 addresses of the /24 that no session uses: the sink counts
         # only what comes back to them.
         r = run(SYNFLOOD, "-j", "-i", "veth1", "--dst-mac", mac, "-s", pair.v4[:-1] + "100",
@@ -194,7 +187,7 @@ def main(env):
         assert r.returncode == 0, r.stdout
         f = json.loads(r.stdout)
         st1 = {k: xdp_stat(nat, k) for k in st0}
-        m1 = {m: entries(nat, m) for m in m0}
+        m1 = {m: pinned_entries(nat.pin_dir, m) for m in m0}
         acks = st1["responder_syn_acks"] - st0["responder_syn_acks"]
         t.note("synflood: %d SYNs in %.2f s, the responder sent %d SYN-ACKs, %d came back, "
                "%d other; LRU entries %s before, %s after" % (

@@ -24,7 +24,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mltest import MAILLESS, PREFIX, TOP, Env, StartError, Suite, reply_text
+from mltest import MAILLESS, PREFIX, TOP, Env, StartError, Suite, pinned_entries, reply_text
 from soak import RSS_MARGIN, fd_count, loadgen, proc_status
 
 t = Suite("t_xdpresp")
@@ -43,13 +43,6 @@ def stats(srv):
     assert p.returncode == 0, "stats: %s" % p.stderr
     return json.loads(p.stdout)
 
-
-def entries(srv, name):
-    """Entries in one of the responder's pinned maps."""
-    r = subprocess.run(["bpftool", "-j", "map", "dump", "pinned", "%s/%s" % (srv.pin_dir, name)],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert r.returncode == 0, r.stdout
-    return len(json.loads(r.stdout))
 
 
 # Every way loadgen ends a session but `long` (100 commands in one write
@@ -184,7 +177,8 @@ def main(env):
                     done.append("%s %.0f/s" % (shape, r["rate"]))
                 # The last sessions' last segments are in flight for a moment.
                 for _ in range(20):
-                    left = {m: entries(srv, m) for m in ("xr_flows", "xr_greet")}
+                    left = {m: pinned_entries(srv.pin_dir, m)
+                            for m in ("xr_flows", "xr_greet")}
                     if not any(left.values()):
                         break
                     time.sleep(0.05)
