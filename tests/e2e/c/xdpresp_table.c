@@ -1064,14 +1064,10 @@ static struct {
 
 static void run_into(struct reply_seg *r)
 {
-	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = race.in.b, .data_size_in = race.in.len,
-		    .data_out = r->out.b, .data_size_out = sizeof(r->out.b), .repeat = 1);
-
 	memset(r, 0, sizeof(*r));
-	if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.ml_guard_xr), &o))
-		snprintf(r->err, sizeof(r->err), "test run: %s", strerror(errno));
-	r->verdict = o.retval;
-	r->out.len = o.data_size_out;
+	r->verdict = run_raw(&race.in, &r->out);
+	if (r->verdict < 0)
+		snprintf(r->err, sizeof(r->err), "test run: %s", strerror(-r->verdict));
 }
 
 static int pin_to(int cpu)
